@@ -1,0 +1,96 @@
+"""convstore: multi-participant AI conversations in Redis.
+
+Sessions live in hashes, histories in streams, everything is msgpack.
+"""
+
+from convstore.codec import (
+    decode_entry,
+    decode_message,
+    decode_participant,
+    decode_session,
+    encode_entry,
+    encode_message,
+    encode_participant,
+    encode_session,
+)
+from convstore.errors import (
+    CodecError,
+    ConcurrentModification,
+    ConfigurationError,
+    ConvstoreError,
+    SessionKeyConflict,
+    SessionNotFound,
+    StoreUnavailable,
+    ValidationError,
+)
+from convstore.health import (
+    check_data_consistency,
+    data_consistency_problems,
+    model_health_problems,
+    validate_models_health,
+)
+from convstore.migration import (
+    CURRENT_SCHEMA_VERSION,
+    migrate_message_dict,
+    migrate_models_to_new_version,
+    migrate_participant_dict,
+    migrate_session_dict,
+)
+from convstore.models import (
+    AgentCommunicationMessage,
+    ConversationParticipant,
+    ConversationSession,
+    MessageType,
+    ParticipantType,
+    SessionKeyParse,
+    SessionType,
+    create_session_key,
+    parse_session_key,
+    to_utc,
+    utc_now,
+    validate_conversation_isolation_pattern,
+)
+from convstore.monitoring import set_metrics_hook
+
+__all__ = [
+    "CURRENT_SCHEMA_VERSION",
+    "AgentCommunicationMessage",
+    "CodecError",
+    "ConcurrentModification",
+    "ConfigurationError",
+    "ConversationParticipant",
+    "ConversationSession",
+    "ConvstoreError",
+    "MessageType",
+    "ParticipantType",
+    "SessionKeyConflict",
+    "SessionKeyParse",
+    "SessionNotFound",
+    "SessionType",
+    "StoreUnavailable",
+    "ValidationError",
+    "check_data_consistency",
+    "create_session_key",
+    "data_consistency_problems",
+    "decode_entry",
+    "decode_message",
+    "decode_participant",
+    "decode_session",
+    "encode_entry",
+    "encode_message",
+    "encode_participant",
+    "encode_session",
+    "migrate_message_dict",
+    "migrate_models_to_new_version",
+    "migrate_participant_dict",
+    "migrate_session_dict",
+    "model_health_problems",
+    "parse_session_key",
+    "set_metrics_hook",
+    "to_utc",
+    "utc_now",
+    "validate_conversation_isolation_pattern",
+    "validate_models_health",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,281 @@
+"""msgpack bytes for the three models and for ContextEngine message dicts.
+
+Every payload is a msgpack map carrying ``"v"`` (:data:`WIRE_VERSION`).
+Datetimes travel as the msgpack Timestamp extension (type -1) and come back as
+aware UTC datetimes; a naive datetime inside metadata is labelled UTC, as the
+model policy says.
+
+What can be stored in metadata: ``None``, ``bool``, ``int`` (64-bit), ``float``,
+``str``, ``bytes``, ``datetime``, lists, tuples and dicts with ``str`` keys.
+**Tuples come back as lists.** Anything else (sets, ``Decimal``, arbitrary
+objects, non-string keys) raises :class:`CodecError` naming the key path,
+before a byte is produced, so nothing half-written can reach Redis.
+
+Decoding is safe on hostile bytes: payloads over :data:`MAX_PAYLOAD_BYTES` are
+refused, only the Timestamp extension is accepted, and every failure surfaces
+as :class:`CodecError`. A payload from a newer version decodes: fields this
+version does not know are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import msgpack
+
+from convstore.errors import CodecError, ValidationError
+from convstore.models import (
+    AgentCommunicationMessage,
+    ConversationParticipant,
+    ConversationSession,
+    to_utc,
+)
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_PAYLOAD_BYTES",
+    "WIRE_VERSION",
+    "check_storable",
+    "decode_entry",
+    "decode_message",
+    "decode_participant",
+    "decode_session",
+    "encode_entry",
+    "encode_message",
+    "encode_participant",
+    "encode_session",
+    "packb",
+    "unpackb",
+]
+
+WIRE_VERSION = 1
+MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 64
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+_SCALARS = (str, bool, float, bytes, type(None))
+
+
+# --------------------------------------------------------------------------- low level
+
+
+def check_storable(value: object, path: str = "metadata", depth: int = 0) -> None:
+    """Raise :class:`CodecError` naming the first path msgpack could not carry faithfully."""
+    if isinstance(value, _SCALARS) or isinstance(value, datetime):
+        return
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise CodecError(f"{path}: integer {value} does not fit in 64 bits", path=path)
+        return
+    if depth >= MAX_DEPTH:
+        raise CodecError(f"{path}: nested deeper than {MAX_DEPTH} levels", path=path)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CodecError(
+                    f"{path}: keys must be str, got {type(key).__name__} key {key!r}", path=path
+                )
+            check_storable(item, f"{path}.{key}", depth + 1)
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            check_storable(item, f"{path}[{index}]", depth + 1)
+        return
+    raise CodecError(
+        f"{path}: {type(value).__name__} values cannot be stored "
+        "(use str, int, float, bool, None, bytes, datetime, list, tuple or dict)",
+        path=path,
+    )
+
+
+def _default(value: object) -> object:
+    if isinstance(value, datetime):  # msgpack only hands us naive ones
+        return to_utc(value)
+    raise TypeError(f"cannot pack {type(value).__name__}")
+
+
+def packb(payload: Mapping[str, Any]) -> bytes:
+    """Pack a prepared payload; values must already have passed :func:`check_storable`."""
+    try:
+        packed: bytes = msgpack.packb(payload, use_bin_type=True, datetime=True, default=_default)
+        return packed
+    except (TypeError, ValueError, OverflowError) as exc:
+        check_storable(payload, "payload")  # names the path when it can
+        raise CodecError(f"payload cannot be encoded: {exc}") from exc
+
+
+def _reject_ext(code: int, data: bytes) -> object:
+    raise CodecError(f"unknown msgpack extension type {code}")
+
+
+def unpackb(data: bytes, expected_kind: str | None = None) -> dict[str, Any]:
+    """Unpack a convstore payload; the only exception it raises is :class:`CodecError`."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise CodecError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise CodecError(f"payload of {len(data)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        obj = msgpack.unpackb(
+            data, raw=False, timestamp=3, strict_map_key=True, ext_hook=_reject_ext, use_list=True
+        )
+    except CodecError:
+        raise
+    except Exception as exc:  # msgpack raises many types on hostile input
+        raise CodecError(f"not a valid msgpack payload: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise CodecError(f"payload must be a map, got {type(obj).__name__}")
+    version = obj.get("v")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CodecError(f"payload has no valid version field 'v': {version!r}")
+    if expected_kind is not None and obj.get("k") != expected_kind:
+        raise CodecError(f"payload kind is {obj.get('k')!r}, expected {expected_kind!r}")
+    return obj
+
+
+def _field(obj: Mapping[str, Any], key: str, types: type | tuple[type, ...], kind: str) -> Any:
+    value = obj.get(key)
+    if not isinstance(value, types):
+        raise CodecError(
+            f"{kind} payload: field {key!r} has the wrong type ({type(value).__name__})"
+        )
+    return value
+
+
+T = TypeVar("T")
+
+
+def _build(kind: str, make: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    try:
+        return make(*args, **kwargs)
+    except CodecError:
+        raise
+    except (ValidationError, TypeError, KeyError, AttributeError) as exc:
+        raise CodecError(f"stored {kind} is invalid: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _participant_payload(p: ConversationParticipant) -> dict[str, Any]:
+    check_storable(p.metadata, "participant.metadata")
+    return {
+        "participant_id": p.participant_id,
+        "participant_type": str(p.participant_type),
+        "participant_role": p.participant_role,
+        "metadata": p.metadata,
+    }
+
+
+def _participant_from(obj: Any) -> ConversationParticipant:
+    if not isinstance(obj, dict):
+        raise CodecError(f"participant payload must be a map, got {type(obj).__name__}")
+    return _build("participant", ConversationParticipant.from_dict, obj)
+
+
+def encode_participant(participant: ConversationParticipant) -> bytes:
+    return packb({"v": WIRE_VERSION, "k": "participant", **_participant_payload(participant)})
+
+
+def decode_participant(data: bytes) -> ConversationParticipant:
+    return _participant_from(unpackb(data, "participant"))
+
+
+def session_payload(session: ConversationSession) -> dict[str, Any]:
+    check_storable(session.metadata, "session.metadata")
+    return {
+        "v": WIRE_VERSION,
+        "k": "session",
+        "session_id": session.session_id,
+        "session_type": str(session.session_type),
+        "participants": [_participant_payload(p) for p in session.participants],
+        "created_at": session.created_at,
+        "last_activity": session.last_activity,
+        "metadata": session.metadata,
+    }
+
+
+def encode_session(session: ConversationSession) -> bytes:
+    return packb(session_payload(session))
+
+
+def decode_session(data: bytes) -> ConversationSession:
+    obj = unpackb(data, "session")
+    participants = [_participant_from(p) for p in _field(obj, "participants", list, "session")]
+    return _build(
+        "session",
+        ConversationSession,
+        session_id=obj.get("session_id"),
+        participants=participants,
+        session_type=obj.get("session_type"),
+        created_at=_field(obj, "created_at", datetime, "session"),
+        last_activity=_field(obj, "last_activity", datetime, "session"),
+        metadata=_field(obj, "metadata", dict, "session"),
+    )
+
+
+_MESSAGE_FIELDS = (
+    "message_id",
+    "session_key",
+    "sender_id",
+    "sender_type",
+    "sender_role",
+    "recipient_id",
+    "recipient_type",
+    "recipient_role",
+    "content",
+    "message_type",
+)
+
+
+def encode_message(message: AgentCommunicationMessage) -> bytes:
+    check_storable(message.metadata, "message.metadata")
+    payload: dict[str, Any] = {"v": WIRE_VERSION, "k": "message"}
+    for name in _MESSAGE_FIELDS:
+        value = getattr(message, name)
+        payload[name] = None if value is None else str(value)
+    payload["timestamp"] = message.timestamp
+    payload["metadata"] = message.metadata
+    return packb(payload)
+
+
+def decode_message(data: bytes) -> AgentCommunicationMessage:
+    obj = unpackb(data, "message")
+    _field(obj, "timestamp", datetime, "message")
+    _field(obj, "metadata", dict, "message")
+    return _build(
+        "message",
+        AgentCommunicationMessage,
+        **{name: obj.get(name) for name in (*_MESSAGE_FIELDS, "timestamp", "metadata")},
+    )
+
+
+# --------------------------------------------------------------------------- ContextEngine dicts
+
+
+def encode_entry(
+    role: str, content: str, timestamp: datetime, metadata: Mapping[str, Any]
+) -> bytes:
+    """A history entry in ContextEngine form: short keys, since there is one per message."""
+    check_storable(metadata, "metadata")
+    return packb({"v": WIRE_VERSION, "r": role, "c": content, "t": timestamp, "m": metadata})
+
+
+def decode_entry(data: bytes) -> dict[str, Any]:
+    """``{"role", "content", "timestamp" (ISO string), "metadata"}``, exactly those keys."""
+    obj = unpackb(data)
+    timestamp = obj.get("t")
+    role, content, metadata = obj.get("r"), obj.get("c"), obj.get("m")
+    if not (
+        isinstance(role, str)
+        and isinstance(content, str)
+        and isinstance(timestamp, datetime)
+        and isinstance(metadata, dict)
+    ):
+        raise CodecError("history entry payload is missing role, content, timestamp or metadata")
+    return {
+        "role": role,
+        "content": content,
+        "timestamp": timestamp.isoformat(),
+        "metadata": metadata,
+    }

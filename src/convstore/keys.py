@@ -1,0 +1,99 @@
+"""Redis key names: one namespace, one cluster hash tag per session, injective encoding.
+
+Layout, for namespace ``ns`` and a session key ``k`` encoded as ``E(k)``::
+
+    ns:{E(k)}:session       HASH    the session record (msgpack values) and counters
+    ns:{E(k)}:messages      STREAM  one entry per message; field = message_id, value = msgpack
+    ns:{E(k)}:ids           HASH    message_id -> stream entry id (idempotent appends)
+    ns:{E(k)}:checkpoints   HASH    ContextEngine checkpoints (adapter)
+    ns:{E(k)}:writes        HASH    ContextEngine checkpoint writes (adapter)
+    ns:{E(k)}:task          STRING  ContextEngine task context (adapter)
+    ns:idx:all              ZSET    session keys by last activity (ms)
+    ns:idx:type:T           ZSET    ... of one session type
+    ns:idx:participant:E(p) ZSET    ... with one participant
+
+``E`` percent-encodes ``%``, ``{`` and ``}``, so the braces of the hash tag are
+always ours and two different session keys (or namespaces) never share a key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from convstore.errors import ValidationError
+
+__all__ = ["MAX_SESSION_KEY_LENGTH", "KeySpace", "SessionKeys", "encode_component"]
+
+#: Longest accepted session key, in characters (a Redis key stays under ~13 KiB).
+MAX_SESSION_KEY_LENGTH = 1024
+_NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D"})
+
+SESSION_SUFFIXES = ("session", "messages", "ids", "checkpoints", "writes", "task")
+
+
+def encode_component(text: str, field: str = "session_key") -> str:
+    """Injective, brace-free form of ``text`` for use inside a key."""
+    if not isinstance(text, str) or not text:
+        raise ValidationError(f"{field} must be a non-empty string", field=field)
+    if len(text) > MAX_SESSION_KEY_LENGTH:
+        raise ValidationError(
+            f"{field} is {len(text)} characters long; the limit is {MAX_SESSION_KEY_LENGTH}",
+            field=field,
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{field} is not valid Unicode text", field=field) from None
+    return text.translate(_ESCAPES)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKeys:
+    """All Redis keys of one session; they share one hash tag, so one cluster slot."""
+
+    session: str
+    messages: str
+    ids: str
+    checkpoints: str
+    writes: str
+    task: str
+
+    def all(self) -> tuple[str, ...]:
+        return (self.session, self.messages, self.ids, self.checkpoints, self.writes, self.task)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """Key names of one namespace."""
+
+    namespace: str = "convstore"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.namespace, str) or not _NAMESPACE.fullmatch(self.namespace):
+            raise ValidationError(
+                "namespace must be 1-64 characters of letters, digits, '_', '.' or '-', "
+                f"got {self.namespace!r}",
+                field="namespace",
+            )
+
+    def session(self, session_key: str) -> SessionKeys:
+        base = f"{self.namespace}:{{{encode_component(session_key)}}}:"
+        return SessionKeys(*(base + suffix for suffix in SESSION_SUFFIXES))
+
+    @property
+    def index_all(self) -> str:
+        return f"{self.namespace}:idx:all"
+
+    def index_type(self, session_type: str) -> str:
+        return f"{self.namespace}:idx:type:{session_type}"
+
+    def index_participant(self, participant_id: str) -> str:
+        return (
+            f"{self.namespace}:idx:participant:{encode_component(participant_id, 'participant_id')}"
+        )
+
+    def index_participant_type(self, participant_id: str, session_type: str) -> str:
+        pid = encode_component(participant_id, "participant_id")
+        return f"{self.namespace}:idx:participant-type:{session_type}:{pid}"

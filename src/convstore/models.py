@@ -1,0 +1,627 @@
+"""The spec's conversation models: pure Python, no Redis, no I/O.
+
+Field names, field order, defaults, valid values and generated session keys are
+the spec's, so code written against its examples runs with only the import line
+changed. What the reference implementation gets wrong is fixed here:
+
+* **Datetimes** are timezone-aware UTC inside. A naive datetime is taken to be
+  UTC (it is *labelled* UTC, not shifted); an aware one in another zone is
+  converted to UTC; an ISO 8601 string is parsed the same way. Anything else is
+  rejected at construction. ``datetime.utcnow`` is never used.
+* **Errors** are :class:`convstore.errors.ValidationError` (a ``ValueError``) with
+  the spec's message prefixes, the allowed values as a sorted list (never a set
+  repr, so the text is the same in every process) and the offending value.
+* ``to_dict`` returns deep copies; ``from_dict(x.to_dict()) == x`` for all three classes.
+* ``sender_type``/``recipient_type`` are checked like ``participant_type``.
+* The type fields hold :class:`enum.StrEnum` members, which compare equal to the
+  spec's plain strings (``p.participant_type == "agent"``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, NamedTuple, TypeVar
+
+from convstore import monitoring
+from convstore.errors import ValidationError
+
+__all__ = [
+    "AgentCommunicationMessage",
+    "ConversationParticipant",
+    "ConversationSession",
+    "MessageType",
+    "ParticipantType",
+    "SessionKeyParse",
+    "SessionType",
+    "create_session_key",
+    "parse_session_key",
+    "to_utc",
+    "utc_now",
+    "validate_conversation_isolation_pattern",
+]
+
+
+class _Choice(StrEnum):
+    """A string enum whose repr is the plain string, so dataclass reprs read like the spec's."""
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+class ParticipantType(_Choice):
+    USER = "user"
+    MASTER_CONTROLLER = "master_controller"
+    AGENT = "agent"
+
+
+class SessionType(_Choice):
+    USER_TO_MC = "user_to_mc"
+    MC_TO_AGENT = "mc_to_agent"
+    AGENT_TO_AGENT = "agent_to_agent"
+    USER_TO_AGENT = "user_to_agent"
+
+
+class MessageType(_Choice):
+    TASK_ASSIGNMENT = "task_assignment"
+    RESULT_REPORT = "result_report"
+    COLLABORATION_REQUEST = "collaboration_request"
+    FEEDBACK = "feedback"
+    COMMUNICATION = "communication"
+    STATUS_UPDATE = "status_update"
+    ERROR_REPORT = "error_report"
+    TASK_COMPLETION = "task_completion"
+    PROGRESS_UPDATE = "progress_update"
+    CLARIFICATION_REQUEST = "clarification_request"
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def to_utc(value: object, field_name: str = "timestamp") -> datetime:
+    """Apply the datetime policy: aware UTC out; naive input is labelled UTC; ISO strings parsed."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValidationError(
+                f"{field_name} must be an ISO 8601 datetime, got {value!r}", field=field_name
+            ) from None
+    if not isinstance(value, datetime):
+        raise ValidationError(
+            f"{field_name} must be a datetime or an ISO 8601 string, got {type(value).__name__}",
+            field=field_name,
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=UTC)
+    if value.tzinfo is UTC:
+        return value
+    return value.astimezone(UTC)
+
+
+def _require_text(value: object, field_name: str) -> str:
+    if not value:
+        raise ValidationError(f"{field_name} cannot be empty", field=field_name)
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"{field_name} must be a string, got {type(value).__name__}", field=field_name
+        )
+    return value
+
+
+def _optional_text(value: object, field_name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"{field_name} must be a string or None, got {type(value).__name__}", field=field_name
+        )
+    return value
+
+
+def _choice(value: object, enum: type[E], field_name: str) -> E:
+    if isinstance(value, enum):
+        return value
+    allowed = sorted(member.value for member in enum)
+    if isinstance(value, str):
+        try:
+            return enum(value)
+        except ValueError:
+            pass
+    raise ValidationError(
+        f"{field_name} must be one of {allowed}, got {value!r}", field=field_name, allowed=allowed
+    )
+
+
+def _metadata(value: object, field_name: str = "metadata") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValidationError(
+            f"{field_name} must be a dict, got {type(value).__name__}", field=field_name
+        )
+    return value
+
+
+def _observed(model: str, validate: Callable[[], None]) -> None:
+    """Run a model's validation, reporting its cost or its failure to monitoring."""
+    started = time.perf_counter()
+    try:
+        validate()
+    except ValidationError as exc:
+        monitoring.emit("models.validation_failed", 1.0, {"model": model, "field": exc.field})
+        if monitoring.logger.isEnabledFor(20):
+            monitoring.logger.info("validation error in %s: %s", model, exc)
+        raise
+    monitoring.emit("models.created", time.perf_counter() - started, {"model": model})
+    if monitoring.logger.isEnabledFor(10):
+        monitoring.logger.debug("%s created", model)
+
+
+def _missing(data: Mapping[str, Any], keys: Iterable[str], model: str) -> None:
+    if not isinstance(data, Mapping):
+        raise ValidationError(
+            f"{model}.from_dict needs a mapping, got {type(data).__name__}", field="data"
+        )
+    for key in keys:
+        if key not in data:
+            raise ValidationError(f"{model}.from_dict: missing key {key!r}", field=key)
+
+
+# --------------------------------------------------------------------------- participant
+
+
+@dataclass
+class ConversationParticipant:
+    """Represents a participant in a conversation."""
+
+    participant_id: str
+    participant_type: str  # 'user', 'master_controller', 'agent'
+    participant_role: str | None = None  # For agents: 'writer', 'researcher', etc.
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _observed("ConversationParticipant", self.validate)
+
+    def validate(self) -> None:
+        """Check (and normalise) every field; run again after mutating the object."""
+        self.participant_id = _require_text(self.participant_id, "participant_id")
+        if not self.participant_type:
+            raise ValidationError("participant_type cannot be empty", field="participant_type")
+        self.participant_type = _choice(self.participant_type, ParticipantType, "participant_type")
+        self.participant_role = _optional_text(self.participant_role, "participant_role")
+        if self.participant_type == ParticipantType.AGENT and not self.participant_role:
+            raise ValidationError(
+                "participant_role is required for agent participants", field="participant_role"
+            )
+        self.metadata = _metadata(self.metadata)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "participant_id": self.participant_id,
+            "participant_type": str(self.participant_type),
+            "participant_role": self.participant_role,
+            "metadata": copy.deepcopy(self.metadata),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConversationParticipant:
+        """Build from :meth:`to_dict` output; unknown keys are ignored (forward compatible)."""
+        _missing(data, ("participant_id", "participant_type"), cls.__name__)
+        return cls(
+            participant_id=data["participant_id"],
+            participant_type=data["participant_type"],
+            participant_role=data.get("participant_role"),
+            metadata=copy.deepcopy(data.get("metadata") or {}),
+        )
+
+
+# --------------------------------------------------------------------------- session keys
+
+
+def create_session_key(
+    session_id: str, session_type: str, participants: list[ConversationParticipant]
+) -> str:
+    """Utility function to create session key for conversation isolation (the spec's scheme).
+
+    The scheme is not injective: see :func:`parse_session_key` for the collisions it allows.
+    """
+    if session_type == "user_to_mc":
+        return session_id
+    if session_type == "mc_to_agent":
+        agent_role = next(
+            (p.participant_role for p in participants if p.participant_type == "agent"), "unknown"
+        )
+        return f"{session_id}_mc_to_{agent_role}"
+    if session_type == "agent_to_agent":
+        agent_roles = [p.participant_role for p in participants if p.participant_type == "agent"]
+        if len(agent_roles) >= 2:
+            return f"{session_id}_{agent_roles[0]}_to_{agent_roles[1]}"
+        return f"{session_id}_agent_to_agent"
+    if session_type == "user_to_agent":
+        agent_role = next(
+            (p.participant_role for p in participants if p.participant_type == "agent"), "unknown"
+        )
+        return f"{session_id}_user_to_{agent_role}"
+    return session_id
+
+
+def validate_conversation_isolation_pattern(session_key: str, expected_pattern: str) -> bool:
+    """The spec's substring test, kept result-for-result for compatibility.
+
+    It gives false positives (``"path_to_file"`` passes as ``agent_to_agent``); use
+    :func:`parse_session_key` for an exact answer.
+    """
+    if expected_pattern == "user_to_mc":
+        return "_" not in session_key or not any(
+            x in session_key for x in ["_mc_to_", "_to_", "_user_to_"]
+        )
+    if expected_pattern == "mc_to_agent":
+        return "_mc_to_" in session_key
+    if expected_pattern == "agent_to_agent":
+        return (
+            "_to_" in session_key
+            and "_mc_to_" not in session_key
+            and "_user_to_" not in session_key
+        )
+    if expected_pattern == "user_to_agent":
+        return "_user_to_" in session_key
+    return False
+
+
+class SessionKeyParse(NamedTuple):
+    """One way a session key could have been generated: type, base session id and agent roles."""
+
+    session_type: SessionType
+    session_id: str
+    roles: tuple[str, ...]
+
+
+def _splits(text: str, sep: str) -> Iterable[tuple[str, str]]:
+    start = text.find(sep)
+    while start != -1:
+        left, right = text[:start], text[start + len(sep) :]
+        if left and right:
+            yield left, right
+        start = text.find(sep, start + 1)
+
+
+def parse_session_key(
+    session_key: str, session_type: str | None = None
+) -> tuple[SessionKeyParse, ...]:
+    """Every (type, session_id, roles) that :func:`create_session_key` maps to ``session_key``.
+
+    Exact where the spec's validator guesses. More than one result means the key
+    is ambiguous: e.g. ``"s_a_b_to_c"`` comes from session ``s_a`` with roles
+    ``b, c`` *and* from session ``s`` with roles ``a_b, c``; any key at all is
+    also a possible ``user_to_mc`` key, because that type uses the bare id.
+    Results are in a fixed order (type, then shortest session id first).
+    """
+    wanted = None if session_type is None else _choice(session_type, SessionType, "session_type")
+    found: list[SessionKeyParse] = []
+    if session_key and wanted in (None, SessionType.USER_TO_MC):
+        found.append(SessionKeyParse(SessionType.USER_TO_MC, session_key, ()))
+    if wanted in (None, SessionType.MC_TO_AGENT):
+        found += [
+            SessionKeyParse(SessionType.MC_TO_AGENT, sid, (role,))
+            for sid, role in _splits(session_key, "_mc_to_")
+        ]
+    if wanted in (None, SessionType.AGENT_TO_AGENT):
+        for left, second in _splits(session_key, "_to_"):
+            found += [
+                SessionKeyParse(SessionType.AGENT_TO_AGENT, sid, (first, second))
+                for sid, first in _splits(left, "_")
+            ]
+    if wanted in (None, SessionType.USER_TO_AGENT):
+        found += [
+            SessionKeyParse(SessionType.USER_TO_AGENT, sid, (role,))
+            for sid, role in _splits(session_key, "_user_to_")
+        ]
+    return tuple(found)
+
+
+# --------------------------------------------------------------------------- session
+
+_REQUIRED_TYPES: dict[SessionType, tuple[ParticipantType, ...]] = {
+    SessionType.USER_TO_MC: (ParticipantType.USER, ParticipantType.MASTER_CONTROLLER),
+    SessionType.MC_TO_AGENT: (ParticipantType.MASTER_CONTROLLER, ParticipantType.AGENT),
+    SessionType.USER_TO_AGENT: (ParticipantType.USER, ParticipantType.AGENT),
+}
+
+
+@dataclass
+class ConversationSession:
+    """Represents an isolated conversation session between participants.
+
+    ``revision`` is not part of the spec: it is the store revision this copy was
+    read at (0 = never stored), used for optimistic concurrency. It is keyword-only
+    and takes no part in equality or ``to_dict``.
+    """
+
+    session_id: str
+    participants: list[ConversationParticipant]
+    session_type: str  # 'user_to_mc', 'mc_to_agent', 'agent_to_agent', 'user_to_agent'
+    created_at: datetime
+    last_activity: datetime
+    metadata: dict[str, Any] = field(default_factory=dict)
+    revision: int = field(default=0, compare=False, repr=False, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _observed("ConversationSession", self.validate)
+
+    def validate(self) -> None:
+        """Check (and normalise) every field; run again after mutating the object."""
+        self.session_id = _require_text(self.session_id, "session_id")
+        if not self.participants:
+            raise ValidationError("participants list cannot be empty", field="participants")
+        if not isinstance(self.participants, list):
+            self.participants = list(self.participants)
+        seen: set[str] = set()
+        for index, participant in enumerate(self.participants):
+            if not isinstance(participant, ConversationParticipant):
+                raise ValidationError(
+                    f"participants[{index}] must be a ConversationParticipant, "
+                    f"got {type(participant).__name__}",
+                    field="participants",
+                )
+            if participant.participant_id in seen:
+                raise ValidationError(
+                    f"participants must be distinct: participant_id "
+                    f"{participant.participant_id!r} appears more than once",
+                    field="participants",
+                )
+            seen.add(participant.participant_id)
+        if not self.session_type:
+            raise ValidationError("session_type cannot be empty", field="session_type")
+        self.session_type = _choice(self.session_type, SessionType, "session_type")
+        self.created_at = to_utc(self.created_at, "created_at")
+        self.last_activity = to_utc(self.last_activity, "last_activity")
+        self.metadata = _metadata(self.metadata)
+        self._validate_participants_for_session_type()
+
+    def _validate_participants_for_session_type(self) -> None:
+        """Validate that participants match session type (the spec's rules)."""
+        types = {p.participant_type for p in self.participants}
+        required = _REQUIRED_TYPES.get(SessionType(self.session_type))
+        if required is not None and not set(required) <= types:
+            names = " and ".join(str(t) for t in required)
+            raise ValidationError(
+                f"{self.session_type} session requires {names} participants", field="participants"
+            )
+        if self.session_type == SessionType.AGENT_TO_AGENT:
+            agent_count = sum(1 for p in self.participants if p.participant_type == "agent")
+            if agent_count < 2:
+                raise ValidationError(
+                    "agent_to_agent session requires at least 2 agent participants",
+                    field="participants",
+                )
+
+    def generate_session_key(self) -> str:
+        """Generate unique session key for conversation isolation (the spec's scheme)."""
+        return create_session_key(self.session_id, self.session_type, self.participants)
+
+    def get_participant_by_type_and_role(
+        self, participant_type: str, participant_role: str | None = None
+    ) -> ConversationParticipant | None:
+        """First participant of that type (and role, when one is given)."""
+        for participant in self.participants:
+            if participant.participant_type == participant_type and (
+                participant_role is None or participant.participant_role == participant_role
+            ):
+                return participant
+        return None
+
+    def update_activity(self) -> None:
+        """Set ``last_activity`` to now (aware UTC)."""
+        self.last_activity = utc_now()
+
+    @property
+    def agent_roles(self) -> tuple[str, ...]:
+        """Roles of the agents in participant order: what the session key is built from."""
+        return tuple(
+            p.participant_role or "" for p in self.participants if p.participant_type == "agent"
+        )
+
+    def key_parse(self) -> SessionKeyParse:
+        """This session's own reading of its key: the identity a store compares on conflicts."""
+        session_type = SessionType(self.session_type)
+        used = {SessionType.USER_TO_MC: 0, SessionType.AGENT_TO_AGENT: 2}.get(session_type, 1)
+        return SessionKeyParse(session_type, self.session_id, self.agent_roles[:used])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "participants": [p.to_dict() for p in self.participants],
+            "session_type": str(self.session_type),
+            "created_at": self.created_at.isoformat(),
+            "last_activity": self.last_activity.isoformat(),
+            "metadata": copy.deepcopy(self.metadata),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConversationSession:
+        """Build from :meth:`to_dict` output; unknown keys are ignored (forward compatible)."""
+        _missing(
+            data,
+            ("session_id", "participants", "session_type", "created_at", "last_activity"),
+            cls.__name__,
+        )
+        raw = data["participants"]
+        if not isinstance(raw, list | tuple):
+            raise ValidationError(
+                f"participants must be a list, got {type(raw).__name__}", field="participants"
+            )
+        return cls(
+            session_id=data["session_id"],
+            participants=[ConversationParticipant.from_dict(p) for p in raw],
+            session_type=data["session_type"],
+            created_at=data["created_at"],
+            last_activity=data["last_activity"],
+            metadata=copy.deepcopy(data.get("metadata") or {}),
+        )
+
+
+# --------------------------------------------------------------------------- message
+
+ROUTING_KEYS = (
+    "message_id",
+    "sender_id",
+    "sender_type",
+    "sender_role",
+    "recipient_id",
+    "recipient_type",
+    "recipient_role",
+    "message_type",
+)
+
+
+@dataclass
+class AgentCommunicationMessage:
+    """Message for agent-to-agent or controller-to-agent communication."""
+
+    message_id: str
+    session_key: str
+    sender_id: str
+    sender_type: str  # 'master_controller', 'agent', 'user'
+    sender_role: str | None  # For agents
+    recipient_id: str
+    recipient_type: str  # 'agent', 'master_controller', 'user'
+    recipient_role: str | None  # For agents
+    content: str
+    message_type: str
+    timestamp: datetime
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _observed("AgentCommunicationMessage", self.validate)
+
+    def validate(self) -> None:
+        """Check (and normalise) every field; an empty ``message_id`` gets a fresh uuid4."""
+        if not self.message_id:
+            self.message_id = str(uuid.uuid4())
+        self.message_id = _require_text(self.message_id, "message_id")
+        self.session_key = _require_text(self.session_key, "session_key")
+        self.sender_id = _require_text(self.sender_id, "sender_id")
+        self.recipient_id = _require_text(self.recipient_id, "recipient_id")
+        self.content = _require_text(self.content, "content")
+        self.message_type = _choice(self.message_type, MessageType, "message_type")
+        self.sender_type = _choice(self.sender_type, ParticipantType, "sender_type")
+        self.recipient_type = _choice(self.recipient_type, ParticipantType, "recipient_type")
+        self.sender_role = _optional_text(self.sender_role, "sender_role")
+        self.recipient_role = _optional_text(self.recipient_role, "recipient_role")
+        self.timestamp = to_utc(self.timestamp, "timestamp")
+        self.metadata = _metadata(self.metadata)
+
+    @property
+    def role(self) -> str:
+        """The ContextEngine role: ``"{sender_type}_{sender_role}"`` or ``sender_type``."""
+        return (
+            f"{self.sender_type}_{self.sender_role}" if self.sender_role else str(self.sender_type)
+        )
+
+    def routing_metadata(self) -> dict[str, Any]:
+        """User metadata first, then the routing keys (which win, as in the spec)."""
+        return {
+            **copy.deepcopy(self.metadata),
+            "message_id": self.message_id,
+            "sender_id": self.sender_id,
+            "sender_type": str(self.sender_type),
+            "sender_role": self.sender_role,
+            "recipient_id": self.recipient_id,
+            "recipient_type": str(self.recipient_type),
+            "recipient_role": self.recipient_role,
+            "message_type": str(self.message_type),
+        }
+
+    def to_conversation_message_dict(self) -> dict[str, Any]:
+        """Convert to format compatible with ContextEngine conversation messages."""
+        return {
+            "role": self.role,
+            "content": self.content,
+            "timestamp": self.timestamp.isoformat(),
+            "metadata": self.routing_metadata(),
+        }
+
+    @classmethod
+    def from_conversation_message_dict(
+        cls, data: Mapping[str, Any], session_key: str
+    ) -> AgentCommunicationMessage:
+        """Inverse of :meth:`to_conversation_message_dict` (routing keys come out of metadata)."""
+        _missing(data, ("content", "timestamp", "metadata"), cls.__name__)
+        meta = dict(data["metadata"])
+        _missing(meta, ("sender_id", "sender_type", "recipient_id", "recipient_type"), cls.__name__)
+        routing = {key: meta.pop(key, None) for key in ROUTING_KEYS}
+        return cls(
+            message_id=routing["message_id"] or "",
+            session_key=session_key,
+            sender_id=routing["sender_id"],
+            sender_type=routing["sender_type"],
+            sender_role=routing["sender_role"],
+            recipient_id=routing["recipient_id"],
+            recipient_type=routing["recipient_type"],
+            recipient_role=routing["recipient_role"],
+            content=data["content"],
+            message_type=routing["message_type"] or MessageType.COMMUNICATION,
+            timestamp=data["timestamp"],
+            metadata=meta,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "session_key": self.session_key,
+            "sender_id": self.sender_id,
+            "sender_type": str(self.sender_type),
+            "sender_role": self.sender_role,
+            "recipient_id": self.recipient_id,
+            "recipient_type": str(self.recipient_type),
+            "recipient_role": self.recipient_role,
+            "content": self.content,
+            "message_type": str(self.message_type),
+            "timestamp": self.timestamp.isoformat(),
+            "metadata": copy.deepcopy(self.metadata),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentCommunicationMessage:
+        """Build from :meth:`to_dict` output; unknown keys are ignored (forward compatible)."""
+        _missing(
+            data,
+            (
+                "message_id",
+                "session_key",
+                "sender_id",
+                "sender_type",
+                "recipient_id",
+                "recipient_type",
+                "content",
+                "message_type",
+                "timestamp",
+            ),
+            cls.__name__,
+        )
+        return cls(
+            message_id=data["message_id"],
+            session_key=data["session_key"],
+            sender_id=data["sender_id"],
+            sender_type=data["sender_type"],
+            sender_role=data.get("sender_role"),
+            recipient_id=data["recipient_id"],
+            recipient_type=data["recipient_type"],
+            recipient_role=data.get("recipient_role"),
+            content=data["content"],
+            message_type=data["message_type"],
+            timestamp=data["timestamp"],
+            metadata=copy.deepcopy(data.get("metadata") or {}),
+        )

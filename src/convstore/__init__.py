@@ -20,6 +20,7 @@ from convstore.errors import (
     ConvstoreError,
     SessionKeyConflict,
     SessionNotFound,
+    StoreError,
     StoreUnavailable,
     ValidationError,
 )
@@ -50,10 +51,21 @@ from convstore.models import (
     utc_now,
     validate_conversation_isolation_pattern,
 )
+from convstore.keys import MAX_SESSION_KEY_LENGTH, KeySpace
 from convstore.monitoring import set_metrics_hook
+from convstore.plans import AppendResult, HistoryPage, Retention, SessionPage
+from convstore.store import AsyncConversationStore, ConversationStore
 
 __all__ = [
     "CURRENT_SCHEMA_VERSION",
+    "MAX_SESSION_KEY_LENGTH",
+    "AppendResult",
+    "AsyncConversationStore",
+    "ConversationStore",
+    "HistoryPage",
+    "KeySpace",
+    "Retention",
+    "SessionPage",
     "AgentCommunicationMessage",
     "CodecError",
     "ConcurrentModification",
@@ -67,6 +79,7 @@ __all__ = [
     "SessionKeyParse",
     "SessionNotFound",
     "SessionType",
+    "StoreError",
     "StoreUnavailable",
     "ValidationError",
     "check_data_consistency",

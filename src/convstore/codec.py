@@ -55,6 +55,9 @@ MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _SCALARS = (str, bool, float, bytes, type(None))
+#: Containers above a participant's metadata in a session payload: the payload map, the
+#: participants list and the participant map. Decoding allows metadata MAX_DEPTH deep below them.
+_PAYLOAD_NESTING = 3
 
 
 # --------------------------------------------------------------------------- low level
@@ -130,6 +133,9 @@ def unpackb(data: bytes, expected_kind: str | None = None) -> dict[str, Any]:
         raise CodecError(f"payload has no valid version field 'v': {version!r}")
     if expected_kind is not None and obj.get("k") != expected_kind:
         raise CodecError(f"payload kind is {obj.get('k')!r}, expected {expected_kind!r}")
+    # Same limits as encoding (str keys, MAX_DEPTH inside metadata), so hostile nesting
+    # cannot reach the recursive code (repr, deepcopy) that builds the models.
+    check_storable(obj, "payload", -_PAYLOAD_NESTING)
     return obj
 
 
@@ -256,7 +262,21 @@ def decode_message(data: bytes) -> AgentCommunicationMessage:
 def encode_entry(
     role: str, content: str, timestamp: datetime, metadata: Mapping[str, Any]
 ) -> bytes:
-    """A history entry in ContextEngine form: short keys, since there is one per message."""
+    """A history entry in ContextEngine form: short keys, since there is one per message.
+
+    ``role`` and ``content`` must be str, ``metadata`` a dict, ``timestamp`` a datetime
+    (naive = UTC) or an ISO 8601 string; anything else raises :class:`CodecError`, so
+    every entry this writes can be read back by :func:`decode_entry`.
+    """
+    for name, value in (("role", role), ("content", content)):
+        if not isinstance(value, str):
+            raise CodecError(f"{name} must be a str, got {type(value).__name__}", path=name)
+    try:
+        timestamp = to_utc(timestamp, "timestamp")
+    except ValidationError as exc:
+        raise CodecError(str(exc), path="timestamp") from None
+    if not isinstance(metadata, dict):
+        raise CodecError(f"metadata must be a dict, got {type(metadata).__name__}", path="metadata")
     check_storable(metadata, "metadata")
     return packb({"v": WIRE_VERSION, "r": role, "c": content, "t": timestamp, "m": metadata})
 

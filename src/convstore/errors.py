@@ -16,6 +16,7 @@ __all__ = [
     "ConvstoreError",
     "SessionKeyConflict",
     "SessionNotFound",
+    "StoreError",
     "StoreUnavailable",
     "ValidationError",
 ]
@@ -81,3 +82,7 @@ class ConcurrentModification(ConvstoreError):
 
 class StoreUnavailable(ConvstoreError, ConnectionError):
     """Redis could not be reached or did not answer in time; nothing was stored."""
+
+
+class StoreError(ConvstoreError):
+    """Redis refused a command (for example WRONGTYPE: another program wrote to a convstore key)."""

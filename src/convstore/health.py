@@ -102,17 +102,22 @@ def validate_models_health() -> bool:
 def data_consistency_problems(session: ConversationSession) -> list[str]:
     """What is inconsistent in ``session`` (empty list = consistent)."""
     problems: list[str] = []
-    generated = session.generate_session_key()
-    expected = create_session_key(session.session_id, session.session_type, session.participants)
-    if generated != expected:
-        problems.append(f"session key mismatch: {generated!r} vs {expected!r}")
-    problems += [
-        f"participant {index} has an empty participant_id"
-        for index, p in enumerate(session.participants)
-        if not p.participant_id
-    ]
-    if session.key_parse() not in parse_session_key(generated, session.session_type):
-        problems.append(f"session key {generated!r} does not parse back to this session")
+    try:
+        generated = session.generate_session_key()
+        expected = create_session_key(
+            session.session_id, session.session_type, session.participants
+        )
+        if generated != expected:
+            problems.append(f"session key mismatch: {generated!r} vs {expected!r}")
+        problems += [
+            f"participant {index} has an empty participant_id"
+            for index, p in enumerate(session.participants)
+            if not p.participant_id
+        ]
+        if session.key_parse() not in parse_session_key(generated, session.session_type):
+            problems.append(f"session key {generated!r} does not parse back to this session")
+    except (ValueError, TypeError, AttributeError) as exc:  # mutated into something unusable
+        problems.append(f"session key cannot be checked: {type(exc).__name__}: {exc}")
     try:
         session.validate()
     except ConvstoreError as exc:

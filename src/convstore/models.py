@@ -109,7 +109,13 @@ def to_utc(value: object, field_name: str = "timestamp") -> datetime:
         return value.replace(tzinfo=UTC)
     if value.tzinfo is UTC:
         return value
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+05:00 has no UTC equivalent
+        raise ValidationError(
+            f"{field_name} is out of range once converted to UTC: {value.isoformat()}",
+            field=field_name,
+        ) from None
 
 
 def _require_text(value: object, field_name: str) -> str:

@@ -1,0 +1,5 @@
+import sys
+
+from convstore.cli import main
+
+sys.exit(main())

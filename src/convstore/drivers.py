@@ -1,0 +1,123 @@
+"""The two thin drivers that run plans: one blocking, one asyncio.
+
+They differ only in ``await``. Everything an operation means lives in
+``plans.py``; here is just "send this step, hand back the reply", plus the
+translation of redis-py's connection failures into :class:`StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import redis.exceptions as rex
+
+from convstore import monitoring
+from convstore.errors import StoreError, StoreUnavailable
+from convstore.lua import Script
+from convstore.plans import Batch, Call, Plan, Run, Step
+
+__all__ = ["AsyncDriver", "SyncDriver"]
+
+T = TypeVar("T")
+
+_UNAVAILABLE = (rex.ConnectionError, rex.TimeoutError, rex.ClusterDownError, OSError)
+
+
+@contextmanager
+def _translated(plan: Plan[Any]) -> Iterator[None]:
+    """Map redis-py failures to convstore errors and report the operation to monitoring."""
+    name = plan.gi_code.co_name
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        yield
+        outcome = "ok"
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"Redis is unavailable during {name}: {exc}") from exc
+    except rex.ResponseError as exc:
+        raise StoreError(f"Redis refused a command during {name}: {exc}") from exc
+    finally:
+        plan.close()
+        if monitoring.get_metrics_hook() is not None:
+            monitoring.emit(
+                "store.operation",
+                time.perf_counter() - started,
+                {"operation": name, "outcome": outcome},
+            )
+
+
+class _ScriptCache:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._scripts: dict[str, Any] = {}
+
+    def __call__(self, script: Script) -> Any:
+        found = self._scripts.get(script.name)
+        if found is None:
+            found = self._scripts[script.name] = self._client.register_script(script.source)
+        return found
+
+
+class SyncDriver:
+    """Runs plans on a ``redis.Redis`` or ``redis.cluster.RedisCluster``."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._script = _ScriptCache(client)
+
+    def run(self, plan: Plan[T]) -> T:
+        with _translated(plan):
+            try:
+                step = next(plan)
+                while True:
+                    step = plan.send(self._execute(step))
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+
+    def _execute(self, step: Step) -> Any:
+        if isinstance(step, Call):
+            return self.client.execute_command(*step.args)
+        if isinstance(step, Run):
+            return self._script(step.script)(keys=step.keys, args=step.args)
+        pipe = self.client.pipeline(transaction=False)
+        for inner in step.steps:
+            if isinstance(inner, Call):
+                pipe.execute_command(*inner.args)
+            else:
+                self._script(inner.script)(keys=inner.keys, args=inner.args, client=pipe)
+        return pipe.execute()
+
+
+class AsyncDriver:
+    """Runs the same plans on a ``redis.asyncio.Redis`` or ``RedisCluster``."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._script = _ScriptCache(client)
+
+    async def run(self, plan: Plan[T]) -> T:
+        with _translated(plan):
+            try:
+                step = next(plan)
+                while True:
+                    step = plan.send(await self._execute(step))
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+
+    async def _execute(self, step: Step) -> Any:
+        if isinstance(step, Call):
+            return await self.client.execute_command(*step.args)
+        if isinstance(step, Run):
+            return await self._script(step.script)(keys=step.keys, args=step.args)
+        pipe = self.client.pipeline(transaction=False)
+        for inner in step.steps:
+            if isinstance(inner, Call):
+                pipe.execute_command(*inner.args)
+            else:
+                await self._script(inner.script)(keys=inner.keys, args=inner.args, client=pipe)
+        return await pipe.execute()

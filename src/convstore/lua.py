@@ -1,0 +1,256 @@
+"""Lua scripts: every write is one script, so one round trip and atomic.
+
+Every script gets the six keys of one session (``SessionKeys.all()``), which
+share a hash tag and so one cluster slot. The common arguments are::
+
+    ARGV[1]  "1" to update the session indexes inside the script (standalone
+             Redis), "0" on Redis Cluster, where the indexes live in other slots
+             and the caller updates them from what the script returns
+    ARGV[2]  the session key (the member stored in the index sorted sets)
+    ARGV[3]  now, in microseconds since the epoch (the caller's clock)
+    ARGV[4]  the store's default TTL in milliseconds ("0" = none)
+
+Session hash fields: ``rec`` (msgpack record), ``ident`` (msgpack identity of
+the session owning the key), ``rev`` (revision), ``la`` (last activity, µs),
+``n`` (messages held), ``lid`` (last stream id assigned), ``idx`` (index keys,
+newline separated), and the per-session overrides ``mm`` (max messages),
+``ma`` (max age, ms) and ``ttl`` (ms).
+
+Negative first elements of a reply are statuses the plans turn into errors:
+-1 no such session, -2 key owned by another session, -3 stale revision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "APPEND",
+    "CLEAR",
+    "COUNT",
+    "DELETE",
+    "DELETE_MESSAGE",
+    "LIST",
+    "SAVE",
+    "SET_RETENTION",
+    "TOUCH",
+    "Script",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    name: str
+    source: str
+
+
+_PRELUDE = r"""
+local H, S, IDS = KEYS[1], KEYS[2], KEYS[3]
+local INLINE, MEMBER, NOW, TTL_DEFAULT = ARGV[1] == '1', ARGV[2], ARGV[3], ARGV[4]
+
+local function split(text)
+  local out = {}
+  if text then for k in string.gmatch(text, '[^\n]+') do out[#out + 1] = k end end
+  return out
+end
+
+local function refresh_ttl()
+  local ttl = tonumber(redis.call('HGET', H, 'ttl') or TTL_DEFAULT)
+  if ttl and ttl > 0 then
+    for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
+  end
+end
+
+local function bump_activity()
+  local la = redis.call('HGET', H, 'la')
+  if (not la) or tonumber(NOW) > tonumber(la) then
+    la = NOW
+    redis.call('HSET', H, 'la', la)
+  end
+  local idx = redis.call('HGET', H, 'idx') or ''
+  if INLINE then
+    for _, k in ipairs(split(idx)) do redis.call('ZADD', k, 'GT', la, MEMBER) end
+  end
+  return la, idx
+end
+
+local function drop_ids(rows)
+  for _, row in ipairs(rows) do redis.call('HDEL', IDS, row[2][1]) end
+end
+"""
+
+
+def _script(name: str, body: str) -> Script:
+    return Script(name, _PRELUDE + body)
+
+
+SAVE = _script(
+    "save",
+    r"""
+-- ARGV[5] record, [6] identity, [7] expected revision (-1 = any), [8] last activity, [9] idx
+local owner = redis.call('HGET', H, 'ident')
+if owner and owner ~= ARGV[6] then return {-2, owner} end
+local rev = tonumber(redis.call('HGET', H, 'rev') or '0')
+local expected = tonumber(ARGV[7])
+if expected >= 0 and rev ~= expected then return {-3, rev} end
+local old = redis.call('HGET', H, 'idx') or ''
+rev = rev + 1
+redis.call('HSET', H, 'rec', ARGV[5], 'ident', ARGV[6], 'rev', rev, 'idx', ARGV[9])
+if redis.call('HEXISTS', H, 'n') == 0 then redis.call('HSET', H, 'n', 0) end
+local la = redis.call('HGET', H, 'la')
+if (not la) or tonumber(ARGV[8]) > tonumber(la) then
+  la = ARGV[8]
+  redis.call('HSET', H, 'la', la)
+end
+if INLINE then
+  local keep = {}
+  for _, k in ipairs(split(ARGV[9])) do
+    keep[k] = true
+    redis.call('ZADD', k, la, MEMBER)
+  end
+  for _, k in ipairs(split(old)) do
+    if not keep[k] then redis.call('ZREM', k, MEMBER) end
+  end
+end
+refresh_ttl()
+return {rev, la, old}
+""",
+)
+
+TOUCH = _script(
+    "touch",
+    r"""
+if redis.call('EXISTS', H) == 0 then return {-1} end
+local la, idx = bump_activity()
+refresh_ttl()
+return {1, la, idx}
+""",
+)
+
+DELETE = _script(
+    "delete",
+    r"""
+if redis.call('EXISTS', H) == 0 then return {0, ''} end
+local idx = redis.call('HGET', H, 'idx') or ''
+if INLINE then
+  for _, k in ipairs(split(idx)) do redis.call('ZREM', k, MEMBER) end
+end
+redis.call('DEL', unpack(KEYS))
+return {1, idx}
+""",
+)
+
+APPEND = _script(
+    "append",
+    r"""
+-- ARGV[5] default max messages ("0" = none), [6] default max age in ms ("0" = none),
+-- then one (message_id, timestamp ms, payload) triple per message.
+if redis.call('EXISTS', H) == 0 then return {-1} end
+local lid = redis.call('HGET', H, 'lid') or '0-0'
+local dash = string.find(lid, '-', 1, true)
+local lms, lseq = tonumber(string.sub(lid, 1, dash - 1)), tonumber(string.sub(lid, dash + 1))
+local out = {}
+for i = 7, #ARGV, 3 do
+  local mid = ARGV[i]
+  local existing = redis.call('HGET', IDS, mid)
+  if existing then
+    out[#out + 1] = existing
+    out[#out + 1] = 0
+  else
+    local ms = tonumber(ARGV[i + 1])
+    if ms > lms then lms, lseq = ms, 0 else lseq = lseq + 1 end
+    local id = string.format('%d-%d', lms, lseq)
+    redis.call('XADD', S, id, mid, ARGV[i + 2])
+    redis.call('HSET', IDS, mid, id)
+    out[#out + 1] = id
+    out[#out + 1] = 1
+  end
+end
+redis.call('HSET', H, 'lid', string.format('%d-%d', lms, lseq))
+local max_n = tonumber(redis.call('HGET', H, 'mm') or ARGV[5])
+if max_n > 0 then
+  local len = redis.call('XLEN', S)
+  if len > max_n then
+    drop_ids(redis.call('XRANGE', S, '-', '+', 'COUNT', len - max_n))
+    redis.call('XTRIM', S, 'MAXLEN', max_n)
+  end
+end
+local max_age = tonumber(redis.call('HGET', H, 'ma') or ARGV[6])
+if max_age > 0 then
+  local min_ms = math.floor(tonumber(NOW) / 1000) - max_age
+  if min_ms > lms then min_ms = lms end  -- the newest message always stays
+  local min_id = string.format('%d-0', min_ms)
+  local old = redis.call('XRANGE', S, '-', '(' .. min_id)
+  if #old > 0 then
+    drop_ids(old)
+    redis.call('XTRIM', S, 'MINID', min_id)
+  end
+end
+redis.call('HSET', H, 'n', redis.call('XLEN', S))
+local la, idx = bump_activity()
+refresh_ttl()
+return {1, la, idx, out}
+""",
+)
+
+DELETE_MESSAGE = _script(
+    "delete_message",
+    r"""
+-- ARGV[5] message id
+if redis.call('EXISTS', H) == 0 then return {-1} end
+local id = redis.call('HGET', IDS, ARGV[5])
+if not id then return {0} end
+redis.call('XDEL', S, id)
+redis.call('HDEL', IDS, ARGV[5])
+redis.call('HSET', H, 'n', redis.call('XLEN', S))
+return {1}
+""",
+)
+
+CLEAR = _script(
+    "clear",
+    r"""
+if redis.call('EXISTS', H) == 0 then return {-1} end
+local n = redis.call('XLEN', S)
+redis.call('DEL', S, IDS)
+redis.call('HSET', H, 'n', 0)
+return {1, n}
+""",
+)
+
+COUNT = _script(
+    "count",
+    r"""
+if redis.call('EXISTS', H) == 0 then return {-1} end
+return {1, redis.call('XLEN', S)}
+""",
+)
+
+SET_RETENTION = _script(
+    "set_retention",
+    r"""
+-- ARGV[5] max messages, [6] max age ms, [7] ttl ms; "" = use the store default
+if redis.call('EXISTS', H) == 0 then return {-1} end
+local fields = {'mm', 'ma', 'ttl'}
+for i = 1, 3 do
+  if ARGV[4 + i] == '' then redis.call('HDEL', H, fields[i])
+  else redis.call('HSET', H, fields[i], ARGV[4 + i]) end
+end
+local ttl = tonumber(redis.call('HGET', H, 'ttl') or TTL_DEFAULT)
+if ttl > 0 then refresh_ttl() else
+  for i = 1, #KEYS do redis.call('PERSIST', KEYS[i]) end
+end
+return {1}
+""",
+)
+
+LIST = Script(
+    "list",
+    r"""
+-- KEYS[1] index; ARGV[1] max score ("+inf" or a score), ARGV[2] how many to return
+local rows = redis.call('ZRANGE', KEYS[1], ARGV[1], '-inf', 'BYSCORE', 'REV', 'LIMIT', 0,
+                        tonumber(ARGV[2]) + redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]),
+                        'WITHSCORES')
+return rows
+""",
+)

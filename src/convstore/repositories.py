@@ -1,0 +1,207 @@
+"""The repository layer: what callers use; how it is stored stays behind it.
+
+Each method is one line: build the plan (``plans.py``), hand it to the driver.
+The async classes mirror the sync ones name for name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from convstore import plans
+from convstore.drivers import AsyncDriver, SyncDriver
+from convstore.models import AgentCommunicationMessage, ConversationSession
+from convstore.plans import AppendResult, HistoryPage, Retention, SessionPage, StoreConfig
+
+__all__ = [
+    "AsyncMessageRepository",
+    "AsyncSessionRepository",
+    "MessageRepository",
+    "SessionRepository",
+]
+
+Message = AgentCommunicationMessage | Mapping[str, Any]
+Moment = datetime | str | None
+
+
+class _Repository:
+    def __init__(self, driver: Any, config: StoreConfig) -> None:
+        self._driver = driver
+        self._config = config
+
+
+class SessionRepository(_Repository):
+    """Sessions: one Redis hash each, listed through sorted-set indexes by last activity."""
+
+    _driver: SyncDriver
+
+    def save(self, session: ConversationSession, *, force: bool = False) -> str:
+        """Create or update; returns the session key and sets ``session.revision``.
+
+        Raises :class:`SessionKeyConflict` if a *different* session owns the key, and
+        :class:`ConcurrentModification` if the stored session changed since this copy
+        was read (``force=True`` skips only the revision check).
+        """
+        return self._driver.run(plans.save_session(self._config, session, force))
+
+    def get(self, key: str) -> ConversationSession | None:
+        return self._driver.run(plans.get_session(self._config, key))
+
+    def exists(self, key: str) -> bool:
+        return self._driver.run(plans.session_exists(self._config, key))
+
+    def touch(self, key: str) -> datetime:
+        """Mark activity now and refresh the TTL; returns the new ``last_activity``."""
+        return self._driver.run(plans.touch_session(self._config, key))
+
+    def delete(self, key: str) -> bool:
+        """Delete the session, its history and its index entries; False if there was none."""
+        return self._driver.run(plans.delete_session(self._config, key))
+
+    def list(
+        self,
+        participant_id: str | None = None,
+        session_type: str | None = None,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        """Most recently active first; pass the returned ``cursor`` back for the next page."""
+        return self._driver.run(
+            plans.list_sessions(self._config, participant_id, session_type, limit, cursor)
+        )
+
+    def set_retention(self, key: str, retention: Retention | None) -> None:
+        """Override the store's retention for one session (None restores the defaults)."""
+        self._driver.run(plans.set_retention(self._config, key, retention))
+
+
+class MessageRepository(_Repository):
+    """Histories: one append-only Redis stream per session, ContextEngine dicts out."""
+
+    _driver: SyncDriver
+
+    def append(self, key: str, message: Message) -> AppendResult:
+        """Store one message atomically; a retried ``message_id`` writes nothing."""
+        return self._driver.run(plans.append_messages(self._config, key, (message,)))[0]
+
+    def append_many(self, key: str, messages: Sequence[Message]) -> list[AppendResult]:
+        """Store several messages in one round trip, all or nothing."""
+        return self._driver.run(plans.append_messages(self._config, key, messages))
+
+    def history(
+        self, key: str, limit: int | None = None, *, since: Moment = None, until: Moment = None
+    ) -> list[dict[str, Any]]:
+        """Chronological ``{role, content, timestamp, metadata}``; ``limit`` = the newest N."""
+        return self._driver.run(plans.history(self._config, key, limit, since, until))
+
+    def last(self, key: str, n: int) -> list[dict[str, Any]]:
+        return self.history(key, n)
+
+    def page(self, key: str, before: str | None = None, limit: int = 50) -> HistoryPage:
+        """Walk backwards: the page before ``before`` (a cursor from the previous page)."""
+        return self._driver.run(plans.page(self._config, key, before, limit))
+
+    def agent_messages(
+        self,
+        key: str,
+        message_types: Iterable[str] | None = None,
+        sender_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[AgentCommunicationMessage]:
+        """Agent messages, filtered first, then the newest ``limit``, oldest first."""
+        return self._driver.run(
+            plans.agent_messages(self._config, key, message_types, sender_id, limit)
+        )
+
+    def count(self, key: str) -> int:
+        return self._driver.run(plans.count(self._config, key))
+
+    def delete_message(self, key: str, message_id: str) -> bool:
+        """Remove one message by id; order and TTL of the rest are kept."""
+        return self._driver.run(plans.delete_message(self._config, key, message_id))
+
+    def clear(self, key: str) -> int:
+        """Drop the whole history but keep the session; returns how many messages went."""
+        return self._driver.run(plans.clear(self._config, key))
+
+
+class AsyncSessionRepository(_Repository):
+    """Async twin of :class:`SessionRepository`."""
+
+    _driver: AsyncDriver
+
+    async def save(self, session: ConversationSession, *, force: bool = False) -> str:
+        return await self._driver.run(plans.save_session(self._config, session, force))
+
+    async def get(self, key: str) -> ConversationSession | None:
+        return await self._driver.run(plans.get_session(self._config, key))
+
+    async def exists(self, key: str) -> bool:
+        return await self._driver.run(plans.session_exists(self._config, key))
+
+    async def touch(self, key: str) -> datetime:
+        return await self._driver.run(plans.touch_session(self._config, key))
+
+    async def delete(self, key: str) -> bool:
+        return await self._driver.run(plans.delete_session(self._config, key))
+
+    async def list(
+        self,
+        participant_id: str | None = None,
+        session_type: str | None = None,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        return await self._driver.run(
+            plans.list_sessions(self._config, participant_id, session_type, limit, cursor)
+        )
+
+    async def set_retention(self, key: str, retention: Retention | None) -> None:
+        await self._driver.run(plans.set_retention(self._config, key, retention))
+
+
+class AsyncMessageRepository(_Repository):
+    """Async twin of :class:`MessageRepository`."""
+
+    _driver: AsyncDriver
+
+    async def append(self, key: str, message: Message) -> AppendResult:
+        return (await self._driver.run(plans.append_messages(self._config, key, (message,))))[0]
+
+    async def append_many(self, key: str, messages: Sequence[Message]) -> list[AppendResult]:
+        return await self._driver.run(plans.append_messages(self._config, key, messages))
+
+    async def history(
+        self, key: str, limit: int | None = None, *, since: Moment = None, until: Moment = None
+    ) -> list[dict[str, Any]]:
+        return await self._driver.run(plans.history(self._config, key, limit, since, until))
+
+    async def last(self, key: str, n: int) -> list[dict[str, Any]]:
+        return await self.history(key, n)
+
+    async def page(self, key: str, before: str | None = None, limit: int = 50) -> HistoryPage:
+        return await self._driver.run(plans.page(self._config, key, before, limit))
+
+    async def agent_messages(
+        self,
+        key: str,
+        message_types: Iterable[str] | None = None,
+        sender_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[AgentCommunicationMessage]:
+        return await self._driver.run(
+            plans.agent_messages(self._config, key, message_types, sender_id, limit)
+        )
+
+    async def count(self, key: str) -> int:
+        return await self._driver.run(plans.count(self._config, key))
+
+    async def delete_message(self, key: str, message_id: str) -> bool:
+        return await self._driver.run(plans.delete_message(self._config, key, message_id))
+
+    async def clear(self, key: str) -> int:
+        return await self._driver.run(plans.clear(self._config, key))

@@ -1,0 +1,149 @@
+"""Shared fixtures: every store test runs on fakeredis and on the real server at REDIS_URL.
+
+The real server defaults to ``redis://127.0.0.1:6379/15``. When it cannot be
+reached the real-Redis tests fail if ``CI`` or ``CONVSTORE_REQUIRE_REDIS`` is
+set (so CI can never pass without them), and are skipped, loudly, otherwise.
+Each test gets its own namespace and deletes only its own keys afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+import redis.asyncio
+
+from convstore import (
+    AsyncConversationStore,
+    ConversationParticipant,
+    ConversationSession,
+    ConversationStore,
+    utc_now,
+)
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRE_REDIS = bool(os.environ.get("CI") or os.environ.get("CONVSTORE_REQUIRE_REDIS"))
+BACKENDS = ["fake", "real"]
+
+_real_ok: bool | None = None
+
+
+def real_redis_available() -> bool:
+    global _real_ok
+    if _real_ok is None:
+        try:
+            redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+            _real_ok = True
+        except redis.exceptions.RedisError:
+            _real_ok = False
+    return _real_ok
+
+
+def require_real_redis() -> None:
+    if real_redis_available():
+        return
+    message = f"the real Redis server at {REDIS_URL} is unreachable"
+    if REQUIRE_REDIS:
+        pytest.fail(message + " (required: CI or CONVSTORE_REQUIRE_REDIS is set)", pytrace=False)
+    pytest.skip(message)
+
+
+def new_namespace() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+def _cleanup(client: redis.Redis, namespace: str) -> None:
+    keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "real":
+        require_real_redis()
+    return str(request.param)
+
+
+@pytest.fixture
+def namespace() -> str:
+    return new_namespace()
+
+
+@pytest.fixture
+def fake_server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def sync_client(
+    backend: str, namespace: str, fake_server: fakeredis.FakeServer
+) -> Iterator[redis.Redis]:
+    """A sync client on the chosen backend; the test's namespace is wiped afterwards."""
+    if backend == "fake":
+        client: redis.Redis = fakeredis.FakeRedis(server=fake_server)
+    else:
+        client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    _cleanup(client, namespace)
+    client.close()
+
+
+@pytest.fixture
+async def async_client(
+    backend: str, namespace: str, fake_server: fakeredis.FakeServer
+) -> AsyncIterator[redis.asyncio.Redis]:
+    if backend == "fake":
+        client: redis.asyncio.Redis = fakeredis.FakeAsyncRedis(server=fake_server)
+        yield client
+        _cleanup(fakeredis.FakeRedis(server=fake_server), namespace)
+    else:
+        client = redis.asyncio.Redis.from_url(REDIS_URL)
+        yield client
+        _cleanup(redis.Redis.from_url(REDIS_URL), namespace)
+    await client.aclose()
+
+
+@pytest.fixture
+def store(sync_client: redis.Redis, namespace: str) -> ConversationStore:
+    return ConversationStore(sync_client, namespace=namespace)
+
+
+@pytest.fixture
+async def astore(async_client: redis.asyncio.Redis, namespace: str) -> AsyncConversationStore:
+    return AsyncConversationStore(async_client, namespace=namespace)
+
+
+SessionFactory = Callable[..., ConversationSession]
+
+
+@pytest.fixture
+def make_session() -> SessionFactory:
+    """``make_session(session_id="s", session_type="user_to_mc", roles=("writer",), at=None)``."""
+
+    def make(
+        session_id: str = "s",
+        session_type: str = "user_to_mc",
+        roles: tuple[str, ...] = ("writer", "researcher"),
+        at: datetime | None = None,
+        **metadata: Any,
+    ) -> ConversationSession:
+        user = ConversationParticipant("user_1", "user")
+        mc = ConversationParticipant("mc_1", "master_controller")
+        agents = [ConversationParticipant(f"agent_{r}", "agent", r) for r in roles]
+        people = {
+            "user_to_mc": [user, mc],
+            "mc_to_agent": [mc, *agents[:1]],
+            "agent_to_agent": agents[:2],
+            "user_to_agent": [user, *agents[:1]],
+        }[session_type]
+        moment = at or utc_now()
+        return ConversationSession(session_id, people, session_type, moment, moment, metadata)
+
+    return make

@@ -30,6 +30,7 @@ from convstore.health import (
     model_health_problems,
     validate_models_health,
 )
+from convstore.keys import MAX_SESSION_KEY_LENGTH, KeySpace
 from convstore.migration import (
     CURRENT_SCHEMA_VERSION,
     migrate_message_dict,
@@ -51,7 +52,6 @@ from convstore.models import (
     utc_now,
     validate_conversation_isolation_pattern,
 )
-from convstore.keys import MAX_SESSION_KEY_LENGTH, KeySpace
 from convstore.monitoring import set_metrics_hook
 from convstore.plans import AppendResult, HistoryPage, Retention, SessionPage
 from convstore.store import AsyncConversationStore, ConversationStore
@@ -59,25 +59,25 @@ from convstore.store import AsyncConversationStore, ConversationStore
 __all__ = [
     "CURRENT_SCHEMA_VERSION",
     "MAX_SESSION_KEY_LENGTH",
+    "AgentCommunicationMessage",
     "AppendResult",
     "AsyncConversationStore",
-    "ConversationStore",
-    "HistoryPage",
-    "KeySpace",
-    "Retention",
-    "SessionPage",
-    "AgentCommunicationMessage",
     "CodecError",
     "ConcurrentModification",
     "ConfigurationError",
     "ConversationParticipant",
     "ConversationSession",
+    "ConversationStore",
     "ConvstoreError",
+    "HistoryPage",
+    "KeySpace",
     "MessageType",
     "ParticipantType",
+    "Retention",
     "SessionKeyConflict",
     "SessionKeyParse",
     "SessionNotFound",
+    "SessionPage",
     "SessionType",
     "StoreError",
     "StoreUnavailable",

@@ -25,7 +25,9 @@ def client_from_url(url: str, *, use_async: bool, cluster: bool = False, **optio
         raise ConfigurationError("convstore stores msgpack bytes: decode_responses must be False")
     options = {**DEFAULT_CLIENT_OPTIONS, **options, "decode_responses": False}
     if cluster:
-        cluster_cls = redis.asyncio.cluster.RedisCluster if use_async else redis.cluster.RedisCluster
+        cluster_cls = (
+            redis.asyncio.cluster.RedisCluster if use_async else redis.cluster.RedisCluster
+        )
         return cluster_cls.from_url(url, **options)
     client_cls = redis.asyncio.Redis if use_async else redis.Redis
     return client_cls.from_url(url, **options)

@@ -18,7 +18,9 @@ __all__ = ["run_demo"]
 NAMESPACE = "convstore-demo"
 
 
-def _session(session_id: str, session_type: str, *people: ConversationParticipant) -> ConversationSession:
+def _session(
+    session_id: str, session_type: str, *people: ConversationParticipant
+) -> ConversationSession:
     now = utc_now()
     return ConversationSession(session_id, list(people), session_type, now, now)
 
@@ -59,31 +61,63 @@ def run_demo(store: ConversationStore, out: TextIO) -> list[str]:
     user_key, analyst_key, writer_key, collab_key = keys
 
     m = store.messages
-    m.append(user_key, {"role": "user", "content": "How did sales do last quarter? I need a report."})
+    m.append(
+        user_key, {"role": "user", "content": "How did sales do last quarter? I need a report."}
+    )
     m.append(user_key, {"role": "master_controller", "content": "On it: analysis, then a report."})
-    m.append(analyst_key, _message(analyst_key, mc, analyst, "Analyse Q3 sales data.",
-                                   "task_assignment", task_id="task_001", priority="high"))
-    m.append_many(collab_key, [
-        _message(collab_key, analyst, writer, "Need the figures in a chart?", "collaboration_request"),
-        _message(collab_key, writer, analyst, "Yes, one bar chart by region.", "feedback"),
-    ])
-    m.append(analyst_key, _message(analyst_key, analyst, mc, "Sales rose 15% over Q2.",
-                                   "result_report", confidence=0.95))
-    m.append(writer_key, _message(writer_key, mc, writer, "Write the report from the analysis.",
-                                  "task_assignment", task_id="task_002"))
-    m.append(writer_key, _message(writer_key, writer, mc, "Report ready: q3_sales.pdf",
-                                  "task_completion"))
+    m.append(
+        analyst_key,
+        _message(
+            analyst_key,
+            mc,
+            analyst,
+            "Analyse Q3 sales data.",
+            "task_assignment",
+            task_id="task_001",
+            priority="high",
+        ),
+    )
+    m.append_many(
+        collab_key,
+        [
+            _message(
+                collab_key, analyst, writer, "Need the figures in a chart?", "collaboration_request"
+            ),
+            _message(collab_key, writer, analyst, "Yes, one bar chart by region.", "feedback"),
+        ],
+    )
+    m.append(
+        analyst_key,
+        _message(
+            analyst_key, analyst, mc, "Sales rose 15% over Q2.", "result_report", confidence=0.95
+        ),
+    )
+    m.append(
+        writer_key,
+        _message(
+            writer_key,
+            mc,
+            writer,
+            "Write the report from the analysis.",
+            "task_assignment",
+            task_id="task_002",
+        ),
+    )
+    m.append(
+        writer_key,
+        _message(writer_key, writer, mc, "Report ready: q3_sales.pdf", "task_completion"),
+    )
     m.append(user_key, {"role": "master_controller", "content": "Your report is ready: q3_sales.pdf",
                         "metadata": {"attachments": ["q3_sales.pdf"]}})  # fmt: skip
 
     for key in keys:
-        session = store.sessions.get(key)
-        assert session is not None
+        stored = store.sessions.get(key)
+        assert stored is not None
         names = ", ".join(
             p.participant_id + (f" ({p.participant_role})" if p.participant_role else "")
-            for p in session.participants
+            for p in stored.participants
         )
-        print(f"\n== {key}  [{session.session_type}]  {names}", file=out)
+        print(f"\n== {key}  [{stored.session_type}]  {names}", file=out)
         for entry in m.history(key):
             kind = entry["metadata"].get("message_type", "")
             print(f"  {entry['timestamp'][11:23]}  {entry['role']:<24} {kind:<22} "

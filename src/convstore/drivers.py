@@ -17,7 +17,7 @@ import redis.exceptions as rex
 from convstore import monitoring
 from convstore.errors import StoreError, StoreUnavailable
 from convstore.lua import Script
-from convstore.plans import Batch, Call, Plan, Run, Step
+from convstore.plans import Call, Plan, Run, Step
 
 __all__ = ["AsyncDriver", "SyncDriver"]
 
@@ -29,7 +29,7 @@ _UNAVAILABLE = (rex.ConnectionError, rex.TimeoutError, rex.ClusterDownError, OSE
 @contextmanager
 def _translated(plan: Plan[Any]) -> Iterator[None]:
     """Map redis-py failures to convstore errors and report the operation to monitoring."""
-    name = plan.gi_code.co_name
+    name = getattr(getattr(plan, "gi_code", None), "co_name", "operation")
     started = time.perf_counter()
     outcome = "error"
     try:

@@ -183,7 +183,10 @@ def _index_keys(config: StoreConfig, session: ConversationSession) -> list[str]:
     ks, kind = config.keyspace, str(session.session_type)
     keys = [ks.index_all, ks.index_type(kind)]
     for p in session.participants:
-        keys += [ks.index_participant(p.participant_id), ks.index_participant_type(p.participant_id, kind)]
+        keys += [
+            ks.index_participant(p.participant_id),
+            ks.index_participant_type(p.participant_id, kind),
+        ]
     return keys
 
 
@@ -202,7 +205,7 @@ E = TypeVar("E", MessageType, SessionType)
 
 def _choice(value: object, enum: type[E], field: str) -> E:
     try:
-        return enum(value)
+        return enum(str(value)) if isinstance(value, str) else enum(value)  # type: ignore[arg-type]
     except ValueError:
         allowed = sorted(str(member) for member in enum)
         raise ValidationError(
@@ -224,7 +227,7 @@ def _describe_identity(raw: bytes) -> str:
     try:
         kind, sid, roles = msgpack.unpackb(raw)
         return f"session_id={sid!r}, session_type={kind!r}, roles={roles!r}"
-    except Exception:  # a corrupt identity must not mask the conflict itself
+    except Exception:  # noqa: BLE001 - a corrupt identity must not mask the conflict itself
         return "an unreadable identity"
 
 
@@ -303,8 +306,14 @@ def delete_session(config: StoreConfig, key: str) -> Plan[bool]:
 
 def set_retention(config: StoreConfig, key: str, retention: Retention | None) -> Plan[None]:
     keys, common = config.common(key)
-    fields = ("", "", "") if retention is None else (
-        str(retention.max_messages or 0), str(retention.ms("max_age")), str(retention.ms("ttl"))
+    fields = (
+        ("", "", "")
+        if retention is None
+        else (
+            str(retention.max_messages or 0),
+            str(retention.ms("max_age")),
+            str(retention.ms("ttl")),
+        )
     )
     reply = yield Run(lua.SET_RETENTION, keys.all(), (*common, *fields))
     if int(reply[0]) == -1:
@@ -349,7 +358,9 @@ def list_sessions(
         pairs = [(rows[i], int(float(rows[i + 1]))) for i in range(0, len(rows), 2)]
         if after_score is not None and after_member is not None:
             pairs = [
-                (m, s) for m, s in pairs if s < after_score or (s == after_score and m < after_member)
+                (m, s)
+                for m, s in pairs
+                if s < after_score or (s == after_score and m < after_member)
             ]
         if not pairs:
             break
@@ -377,7 +388,9 @@ def list_sessions(
 _ENTRY_KEYS = frozenset(("role", "content", "timestamp", "metadata"))
 
 
-def _prepare(key: str, message: AgentCommunicationMessage | Mapping[str, Any]) -> tuple[str, str, bytes]:
+def _prepare(
+    key: str, message: AgentCommunicationMessage | Mapping[str, Any]
+) -> tuple[str, str, bytes]:
     """(message_id, timestamp in ms, payload) for one message; raises before anything is sent."""
     if isinstance(message, AgentCommunicationMessage):
         if message.session_key != key:
@@ -394,16 +407,21 @@ def _prepare(key: str, message: AgentCommunicationMessage | Mapping[str, Any]) -
                 f"a message dict has exactly the keys {sorted(_ENTRY_KEYS)}; unexpected {sorted(extra)}",
                 field="message",
             )
-        role, content = message.get("role"), message.get("content")
-        if not isinstance(role, str) or not role:
+        raw_role, raw_content = message.get("role"), message.get("content")
+        if not isinstance(raw_role, str) or not raw_role:
             raise ValidationError("role must be a non-empty string", field="role")
-        if not isinstance(content, str):
-            raise ValidationError(f"content must be a string, got {type(content).__name__}", field="content")
+        if not isinstance(raw_content, str):
+            raise ValidationError(
+                f"content must be a string, got {type(raw_content).__name__}", field="content"
+            )
+        role, content = raw_role, raw_content
         raw_ts = message.get("timestamp")
         timestamp = utc_now() if raw_ts is None else to_utc(raw_ts, "timestamp")
         raw_meta = message.get("metadata")
         if raw_meta is not None and not isinstance(raw_meta, Mapping):
-            raise ValidationError(f"metadata must be a dict, got {type(raw_meta).__name__}", field="metadata")
+            raise ValidationError(
+                f"metadata must be a dict, got {type(raw_meta).__name__}", field="metadata"
+            )
         metadata = dict(raw_meta or {})
     else:
         raise ValidationError(
@@ -523,7 +541,9 @@ def agent_messages(
         for row in rows:
             entry = _entry(row)
             meta = entry["metadata"]
-            if "sender_id" not in meta or (sender_id is not None and meta["sender_id"] != sender_id):
+            if "sender_id" not in meta or (
+                sender_id is not None and meta["sender_id"] != sender_id
+            ):
                 continue
             if wanted is not None and meta.get("message_type", "communication") not in wanted:
                 continue

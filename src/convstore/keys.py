@@ -12,8 +12,9 @@ Layout, for namespace ``ns`` and a session key ``k`` encoded as ``E(k)``::
     ns:idx:type:T           ZSET    ... of one session type
     ns:idx:participant:E(p) ZSET    ... with one participant
 
-``E`` percent-encodes ``%``, ``{`` and ``}``, so the braces of the hash tag are
-always ours and two different session keys (or namespaces) never share a key.
+``E`` percent-encodes ``%``, ``{``, ``}`` and newline, so the braces of the hash
+tag are always ours, two different session keys (or namespaces) never share a
+key, and the newline-separated index list in the session hash stays parseable.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = ["MAX_SESSION_KEY_LENGTH", "KeySpace", "SessionKeys", "encode_componen
 #: Longest accepted session key, in characters (a Redis key stays under ~13 KiB).
 MAX_SESSION_KEY_LENGTH = 1024
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D"})
+_ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D", "\n": "%0A"})
 
 SESSION_SUFFIXES = ("session", "messages", "ids", "checkpoints", "writes", "task")
 

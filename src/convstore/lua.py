@@ -54,24 +54,23 @@ local function split(text)
   return out
 end
 
-local function refresh_ttl()
-  local ttl = tonumber(redis.call('HGET', H, 'ttl') or TTL_DEFAULT)
+-- ttl: the session's own 'ttl' field (nil = the store default)
+local function refresh_ttl(ttl)
+  ttl = tonumber(ttl or TTL_DEFAULT)
   if ttl and ttl > 0 then
     for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
   end
 end
 
-local function bump_activity()
-  local la = redis.call('HGET', H, 'la')
-  if (not la) or tonumber(NOW) > tonumber(la) then
-    la = NOW
-    redis.call('HSET', H, 'la', la)
-  end
-  local idx = redis.call('HGET', H, 'idx') or ''
+local function later(a, b)
+  if (not a) or tonumber(b) > tonumber(a) then return b end
+  return a
+end
+
+local function touch_indexes(la, idx)
   if INLINE then
     for _, k in ipairs(split(idx)) do redis.call('ZADD', k, 'GT', la, MEMBER) end
   end
-  return la, idx
 end
 
 local function drop_ids(rows)
@@ -97,11 +96,8 @@ local old = redis.call('HGET', H, 'idx') or ''
 rev = rev + 1
 redis.call('HSET', H, 'rec', ARGV[5], 'ident', ARGV[6], 'rev', rev, 'idx', ARGV[9])
 if redis.call('HEXISTS', H, 'n') == 0 then redis.call('HSET', H, 'n', 0) end
-local la = redis.call('HGET', H, 'la')
-if (not la) or tonumber(ARGV[8]) > tonumber(la) then
-  la = ARGV[8]
-  redis.call('HSET', H, 'la', la)
-end
+local la = later(redis.call('HGET', H, 'la'), ARGV[8])
+redis.call('HSET', H, 'la', la)
 if INLINE then
   local keep = {}
   for _, k in ipairs(split(ARGV[9])) do
@@ -112,7 +108,7 @@ if INLINE then
     if not keep[k] then redis.call('ZREM', k, MEMBER) end
   end
 end
-refresh_ttl()
+refresh_ttl(redis.call('HGET', H, 'ttl'))
 return {rev, la, old}
 """,
 )
@@ -120,10 +116,13 @@ return {rev, la, old}
 TOUCH = _script(
     "touch",
     r"""
-if redis.call('EXISTS', H) == 0 then return {-1} end
-local la, idx = bump_activity()
-refresh_ttl()
-return {1, la, idx}
+local f = redis.call('HMGET', H, 'rev', 'la', 'idx', 'ttl')
+if not f[1] then return {-1} end
+local la = later(f[2], NOW)
+redis.call('HSET', H, 'la', la)
+touch_indexes(la, f[3])
+refresh_ttl(f[4])
+return {1, la, f[3] or ''}
 """,
 )
 
@@ -145,14 +144,16 @@ APPEND = _script(
     r"""
 -- ARGV[5] default max messages ("0" = none), [6] default max age in ms ("0" = none),
 -- then one (message_id, timestamp ms, payload) triple per message.
-if redis.call('EXISTS', H) == 0 then return {-1} end
-local lid = redis.call('HGET', H, 'lid') or '0-0'
+local f = redis.call('HMGET', H, 'rev', 'lid', 'mm', 'ma', 'la', 'idx', 'ttl', 'n')
+if not f[1] then return {-1} end
+local lid = f[2] or '0-0'
 local dash = string.find(lid, '-', 1, true)
 local lms, lseq = tonumber(string.sub(lid, 1, dash - 1)), tonumber(string.sub(lid, dash + 1))
-local out = {}
+local n = tonumber(f[8] or '0')
+local out, fresh, pairs_ = {}, {}, {}
 for i = 7, #ARGV, 3 do
   local mid = ARGV[i]
-  local existing = redis.call('HGET', IDS, mid)
+  local existing = fresh[mid] or redis.call('HGET', IDS, mid)
   if existing then
     out[#out + 1] = existing
     out[#out + 1] = 0
@@ -161,21 +162,26 @@ for i = 7, #ARGV, 3 do
     if ms > lms then lms, lseq = ms, 0 else lseq = lseq + 1 end
     local id = string.format('%d-%d', lms, lseq)
     redis.call('XADD', S, id, mid, ARGV[i + 2])
-    redis.call('HSET', IDS, mid, id)
+    fresh[mid] = id
+    pairs_[#pairs_ + 1] = mid
+    pairs_[#pairs_ + 1] = id
+    n = n + 1
+    if #pairs_ >= 2000 then
+      redis.call('HSET', IDS, unpack(pairs_))
+      pairs_ = {}
+    end
     out[#out + 1] = id
     out[#out + 1] = 1
   end
 end
-redis.call('HSET', H, 'lid', string.format('%d-%d', lms, lseq))
-local max_n = tonumber(redis.call('HGET', H, 'mm') or ARGV[5])
-if max_n > 0 then
-  local len = redis.call('XLEN', S)
-  if len > max_n then
-    drop_ids(redis.call('XRANGE', S, '-', '+', 'COUNT', len - max_n))
-    redis.call('XTRIM', S, 'MAXLEN', max_n)
-  end
+if #pairs_ > 0 then redis.call('HSET', IDS, unpack(pairs_)) end
+local max_n = tonumber(f[3] or ARGV[5])
+if max_n > 0 and n > max_n then
+  drop_ids(redis.call('XRANGE', S, '-', '+', 'COUNT', n - max_n))
+  redis.call('XTRIM', S, 'MAXLEN', max_n)
+  n = redis.call('XLEN', S)
 end
-local max_age = tonumber(redis.call('HGET', H, 'ma') or ARGV[6])
+local max_age = tonumber(f[4] or ARGV[6])
 if max_age > 0 then
   local min_ms = math.floor(tonumber(NOW) / 1000) - max_age
   if min_ms > lms then min_ms = lms end  -- the newest message always stays
@@ -184,12 +190,14 @@ if max_age > 0 then
   if #old > 0 then
     drop_ids(old)
     redis.call('XTRIM', S, 'MINID', min_id)
+    n = redis.call('XLEN', S)
   end
 end
-redis.call('HSET', H, 'n', redis.call('XLEN', S))
-local la, idx = bump_activity()
-refresh_ttl()
-return {1, la, idx, out}
+local la = later(f[5], NOW)
+redis.call('HSET', H, 'lid', string.format('%d-%d', lms, lseq), 'n', n, 'la', la)
+touch_indexes(la, f[6])
+refresh_ttl(f[7])
+return {1, la, f[6] or '', out}
 """,
 )
 
@@ -237,7 +245,7 @@ for i = 1, 3 do
   else redis.call('HSET', H, fields[i], ARGV[4 + i]) end
 end
 local ttl = tonumber(redis.call('HGET', H, 'ttl') or TTL_DEFAULT)
-if ttl > 0 then refresh_ttl() else
+if ttl > 0 then refresh_ttl(ttl) else
   for i = 1, #KEYS do redis.call('PERSIST', KEYS[i]) end
 end
 return {1}

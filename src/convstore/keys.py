@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from convstore.errors import ValidationError
 
@@ -65,6 +66,13 @@ class SessionKeys:
         return (self.session, self.messages, self.ids, self.checkpoints, self.writes, self.task)
 
 
+@lru_cache(maxsize=8192)
+def _session_keys(namespace: str, session_key: str) -> SessionKeys:
+    """Cached: every operation needs these names and building them is pure."""
+    base = f"{namespace}:{{{encode_component(session_key)}}}:"
+    return SessionKeys(*(base + suffix for suffix in SESSION_SUFFIXES))
+
+
 @dataclass(frozen=True, slots=True)
 class KeySpace:
     """Key names of one namespace."""
@@ -80,8 +88,7 @@ class KeySpace:
             )
 
     def session(self, session_key: str) -> SessionKeys:
-        base = f"{self.namespace}:{{{encode_component(session_key)}}}:"
-        return SessionKeys(*(base + suffix for suffix in SESSION_SUFFIXES))
+        return _session_keys(self.namespace, session_key)
 
     @property
     def index_all(self) -> str:

@@ -1,0 +1,91 @@
+"""The benchmark at its tiny size against the real server, so it never rots.
+
+No timing assertions: only that it runs, cleans up, and reports every workload with a
+ratio against a baseline from the same run. It needs an *empty* database (12 by default,
+``CONVSTORE_BENCH_URL`` to change it): a non-empty one is a failure, not a skip. An
+unreachable server skips, unless ``CI`` or ``CONVSTORE_REQUIRE_REDIS`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_URL = os.environ.get("CONVSTORE_BENCH_URL", "redis://127.0.0.1:6379/12")
+REQUIRE_REDIS = bool(os.environ.get("CI") or os.environ.get("CONVSTORE_REQUIRE_REDIS"))
+WORKLOADS = [f"W{i}" for i in range(1, 10)]
+
+pytestmark = pytest.mark.real_redis
+
+
+def _client() -> redis.Redis:
+    client = redis.Redis.from_url(BENCH_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        client.close()
+        message = f"the real Redis server at {BENCH_URL} is unreachable: {exc}"
+        if REQUIRE_REDIS:
+            pytest.fail(
+                message + " (required: CI or CONVSTORE_REQUIRE_REDIS is set)", pytrace=False
+            )
+        pytest.skip(message)
+    return client
+
+
+def test_tiny_benchmark_reports_every_workload_and_ratio(tmp_path: Path) -> None:
+    client = _client()
+    try:
+        held = int(client.dbsize())
+        if held:
+            pytest.fail(
+                f"the benchmark smoke test needs an empty database, but {BENCH_URL} holds "
+                f"{held} keys; empty it or point CONVSTORE_BENCH_URL at an empty one",
+                pytrace=False,
+            )
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        from benchmarks.runner import main
+
+        code = main(["--redis-url", BENCH_URL, "--size", "tiny", "--out", str(tmp_path)])
+        assert code == 0
+        assert int(client.dbsize()) == 0, "the benchmark left keys behind"
+    finally:
+        client.close()
+
+    report = json.loads((tmp_path / "results.json").read_text())
+    convstore = [r for r in report["results"] if r["role"] == "convstore"]
+    assert {r["workload"] for r in convstore} == set(WORKLOADS)
+    for mode in ("sync", "async"):
+        have = {r["workload"] for r in convstore if r["mode"] == mode}
+        need = set(WORKLOADS) - {"W8"} - ({"W7"} if mode == "async" else set())
+        assert need <= have, f"{mode}: missing {sorted(need - have)}"
+    keys = {(r["workload"], r["variant"], r["mode"], r["n"]) for r in convstore}
+    ratios = {(r["workload"], r["variant"], r["mode"], r["n"]): r for r in report["ratios"]}
+    assert keys == set(ratios), "every convstore figure needs a ratio"
+    for row in ratios.values():
+        assert row["baseline"] and row["baseline_value"] > 0 and row["ratio"] > 0
+    assert report["targets"] and all("met" in t for t in report["targets"])
+    assert set(report["peers"]) == {"langchain-community", "llama-index"}
+    chart = report["chart"]
+    assert (chart.endswith(".png") and Path(chart).exists()) or "not installed" in chart
+
+
+def test_refuses_remote_and_nonempty(tmp_path: Path) -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.runner import is_loopback, main
+
+    assert is_loopback("redis://127.0.0.1:6379/13")
+    assert is_loopback("redis://[::1]:6379/0")
+    assert is_loopback("unix:///tmp/redis.sock")
+    assert not is_loopback("redis://10.1.2.3:6379/0")
+    assert not is_loopback("rediss://cache.example.com:6380/0")
+    # refused before any connection is attempted
+    assert main(["--redis-url", "redis://10.1.2.3:6379/0", "--out", str(tmp_path)]) == 2

@@ -181,7 +181,10 @@ def test_agent_role_removed_after_construction() -> None:
     session.participants[0].participant_role = None
     problems = data_consistency_problems(session)
     assert check_data_consistency(session) is False
-    assert problems == ["session key 'sess_None_to_researcher' does not parse back to this session"]
+    assert problems == [
+        "session key 'sess_None_to_researcher' does not parse back to this session",
+        "session no longer validates: participant_role is required for agent participants",
+    ]
 
 
 def test_session_type_changed_after_construction() -> None:
@@ -231,3 +234,14 @@ def test_consistency_check_does_not_change_a_valid_session() -> None:
     before = session.to_dict()
     assert check_data_consistency(session) is True
     assert session.to_dict() == before
+
+
+def test_participant_mutated_after_construction_is_caught_and_session_left_alone() -> None:
+    session = make("user_to_mc")
+    session.participants[0].participant_type = "alien"
+    problems = data_consistency_problems(session)
+    assert problems == [
+        "session no longer validates: participant_type must be one of "
+        "['agent', 'master_controller', 'user'], got 'alien'"
+    ]
+    assert session.participants[0].participant_type == "alien"  # the check did not normalise it

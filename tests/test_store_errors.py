@@ -322,3 +322,16 @@ async def test_from_env_uses_redis_url_or_embedded(
     options = remote.client.connection_pool.connection_kwargs
     assert (options["username"], options["port"], options["db"]) == ("carol", 6391, 3)
     await close(remote)
+
+
+def test_ping_on_an_unreachable_server_raises_store_unavailable() -> None:
+    store = ConversationStore.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    with pytest.raises(StoreUnavailable):
+        store.ping()
+
+
+async def test_async_ping_on_an_unreachable_server_raises_store_unavailable() -> None:
+    store = AsyncConversationStore.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+    await store.aclose()

@@ -63,8 +63,37 @@ _PAYLOAD_NESTING = 3
 # --------------------------------------------------------------------------- low level
 
 
+_PLAIN_SCALARS = frozenset((str, bool, float, bytes, type(None), datetime))
+
+
+def _plain(value: object, depth: int) -> bool:
+    """Fast, path-free form of :func:`check_storable` for exact built-in types (the hot path)."""
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return True
+    if kind is int:
+        return _INT_MIN <= value <= _INT_MAX  # type: ignore[operator]
+    if depth >= MAX_DEPTH:
+        return False
+    if kind is dict:
+        return all(
+            type(k) is str and _plain(v, depth + 1)
+            for k, v in value.items()  # type: ignore[attr-defined]
+        )
+    if kind is list or kind is tuple:
+        return all(_plain(v, depth + 1) for v in value)  # type: ignore[attr-defined]
+    return False
+
+
 def check_storable(value: object, path: str = "metadata", depth: int = 0) -> None:
     """Raise :class:`CodecError` naming the first path msgpack could not carry faithfully."""
+    if _plain(value, depth):
+        return
+    _check_path(value, path, depth)
+
+
+def _check_path(value: object, path: str, depth: int) -> None:
+    """The slow walk that builds key paths; only reached for subclasses and bad values."""
     if isinstance(value, _SCALARS) or isinstance(value, datetime):
         return
     if isinstance(value, int):
@@ -79,11 +108,11 @@ def check_storable(value: object, path: str = "metadata", depth: int = 0) -> Non
                 raise CodecError(
                     f"{path}: keys must be str, got {type(key).__name__} key {key!r}", path=path
                 )
-            check_storable(item, f"{path}.{key}", depth + 1)
+            _check_path(item, f"{path}.{key}", depth + 1)
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            check_storable(item, f"{path}[{index}]", depth + 1)
+            _check_path(item, f"{path}[{index}]", depth + 1)
         return
     raise CodecError(
         f"{path}: {type(value).__name__} values cannot be stored "

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Callable
 
@@ -119,7 +120,7 @@ def data_consistency_problems(session: ConversationSession) -> list[str]:
     except (ValueError, TypeError, AttributeError) as exc:  # mutated into something unusable
         problems.append(f"session key cannot be checked: {type(exc).__name__}: {exc}")
     try:
-        session.validate()
+        copy.deepcopy(session).validate()  # check without normalising the caller's object
     except ConvstoreError as exc:
         problems.append(f"session no longer validates: {exc}")
     return problems

@@ -371,8 +371,13 @@ class ConversationSession:
         self.session_id = _require_text(self.session_id, "session_id")
         if not self.participants:
             raise ValidationError("participants list cannot be empty", field="participants")
-        if not isinstance(self.participants, list):
+        if isinstance(self.participants, tuple):
             self.participants = list(self.participants)
+        if not isinstance(self.participants, list):
+            raise ValidationError(
+                f"participants must be a list, got {type(self.participants).__name__}",
+                field="participants",
+            )
         seen: set[str] = set()
         for index, participant in enumerate(self.participants):
             if not isinstance(participant, ConversationParticipant):
@@ -381,6 +386,7 @@ class ConversationSession:
                     f"got {type(participant).__name__}",
                     field="participants",
                 )
+            participant.validate()  # catches participants mutated after construction
             if participant.participant_id in seen:
                 raise ValidationError(
                     f"participants must be distinct: participant_id "

@@ -232,6 +232,11 @@ def _describe_identity(raw: bytes) -> str:
         return "an unreadable identity"
 
 
+def ping(config: StoreConfig) -> Plan[bool]:
+    """True when the server answers; failures surface as StoreUnavailable like any operation."""
+    return bool((yield Call(("PING",))))
+
+
 # --------------------------------------------------------------------------- sessions
 
 

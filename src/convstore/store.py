@@ -11,7 +11,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from convstore import connections
+from convstore import connections, plans
 from convstore.drivers import AsyncDriver, SyncDriver
 from convstore.keys import KeySpace
 from convstore.plans import Retention, StoreConfig
@@ -108,12 +108,13 @@ class ConversationStore(_Store):
 
     def __init__(self, client: Any, **options: Any) -> None:
         super().__init__(client, **options)
-        driver = SyncDriver(client)
-        self.sessions = SessionRepository(driver, self.config)
-        self.messages = MessageRepository(driver, self.config)
+        self._driver = SyncDriver(client)
+        self.sessions = SessionRepository(self._driver, self.config)
+        self.messages = MessageRepository(self._driver, self.config)
 
     def ping(self) -> bool:
-        return bool(self.client.ping())
+        """True when the server answers; raises :class:`StoreUnavailable` when it cannot."""
+        return self._driver.run(plans.ping(self.config))
 
     def close(self) -> None:
         self.client.close()
@@ -134,12 +135,13 @@ class AsyncConversationStore(_Store):
 
     def __init__(self, client: Any, **options: Any) -> None:
         super().__init__(client, **options)
-        driver = AsyncDriver(client)
-        self.sessions = AsyncSessionRepository(driver, self.config)
-        self.messages = AsyncMessageRepository(driver, self.config)
+        self._driver = AsyncDriver(client, coalesce=not self.config.cluster)
+        self.sessions = AsyncSessionRepository(self._driver, self.config)
+        self.messages = AsyncMessageRepository(self._driver, self.config)
 
     async def ping(self) -> bool:
-        return bool(await self.client.ping())
+        """True when the server answers; raises :class:`StoreUnavailable` when it cannot."""
+        return await self._driver.run(plans.ping(self.config))
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -29,6 +29,7 @@ from typing import Any, Protocol, TextIO
 from convstore.contextengine import ContextEngineStore
 from convstore.errors import ConvstoreError, ValidationError
 from convstore.models import to_utc
+from convstore.plans import as_text
 from convstore.store import AsyncConversationStore
 
 __all__ = ["IMPORT_NAMESPACE", "ImportReport", "import_aiecs"]
@@ -118,17 +119,13 @@ def _make_progress(total: int, show: bool, stream: TextIO) -> Progress:
         return _PlainProgress(total, stream)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 async def _scan(source: Any, pattern: str) -> AsyncIterator[str]:
     async for key in source.scan_iter(match=pattern, count=500):
-        yield _text(key)
+        yield as_text(key)
 
 
 async def _hash_items(source: Any, key: str) -> list[tuple[str, str]]:
-    return [(_text(f), _text(v)) async for f, v in source.hscan_iter(key, count=500)]
+    return [(as_text(f), as_text(v)) async for f, v in source.hscan_iter(key, count=500)]
 
 
 def _json(raw: str) -> Any:
@@ -178,7 +175,7 @@ async def _import_list(
     marker = await target.activity_marker(session_key)
     raw_items: list[str] = []
     for start in range(0, length, 1000):
-        raw_items += [_text(r) for r in await source.lrange(key, start, start + 999)]
+        raw_items += [as_text(r) for r in await source.lrange(key, start, start + 999)]
     raw_items.reverse()  # LPUSH: index 0 is the newest
     stamps: list[datetime] = []
     batch: list[dict[str, Any]] = []

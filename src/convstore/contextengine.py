@@ -28,12 +28,12 @@ import logging
 import os
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio
 
-from convstore import codec, connections
+from convstore import codec, connections, lua
 from convstore.drivers import AsyncDriver
 from convstore.errors import (
     CodecError,
@@ -43,7 +43,6 @@ from convstore.errors import (
     ValidationError,
 )
 from convstore.keys import SessionKeys
-from convstore.lua import Script
 from convstore.models import (
     AgentCommunicationMessage,
     ConversationParticipant,
@@ -51,7 +50,7 @@ from convstore.models import (
     to_utc,
     utc_now,
 )
-from convstore.plans import Batch, Call, Run
+from convstore.plans import Batch, Call, Run, as_text, epoch_micros, from_epoch_micros
 from convstore.store import DEFAULT_NAMESPACE, AsyncConversationStore
 
 __all__ = [
@@ -94,19 +93,6 @@ Plan = Generator[Call | Run | Batch, Any, Any]
 def naive_iso(moment: datetime) -> str:
     """ISO text of ``moment`` in UTC without an offset, as ContextEngine stores timestamps."""
     return to_utc(moment).replace(tzinfo=None).isoformat()
-
-
-def _micros(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _from_micros(value: bytes | str | int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(value))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _ms(seconds: float | None, field: str) -> int:
@@ -188,32 +174,14 @@ def _entry_out(entry: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- Lua
 
-_PRELUDE = r"""
-local H = KEYS[1]
-local INLINE, MEMBER, NOW, TTL_DEFAULT = ARGV[1] == '1', ARGV[2], ARGV[3], ARGV[4]
-
-local function split(text)
-  local out = {}
-  if text then for k in string.gmatch(text, '[^\n]+') do out[#out + 1] = k end end
-  return out
-end
-
-local function refresh_ttl()
-  local ttl = tonumber(redis.call('HGET', H, 'ttl') or TTL_DEFAULT)
-  if ttl and ttl > 0 then
-    for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
-  end
-end
-"""
 
 #: Write SessionMetrics fields of an existing session, optionally bumping its activity.
 #: ARGV[5] kind marker ("" = leave it), [6] "1" to bump activity to NOW, [7] explicit last activity (µs or
 #: ""), [8] request_count increment, [9] error_count increment, [10] processing-time
 #: increment, then (field, value) pairs to set. Reply {-1} or {1, la, idx}.
-CE_UPDATE = Script(
+CE_UPDATE = lua.script(
     "ce_update",
-    _PRELUDE
-    + r"""
+    r"""
 if redis.call('HEXISTS', H, 'rec') == 0 then return {-1} end
 if ARGV[5] ~= '' then redis.call('HSET', H, 'ce', ARGV[5]) end
 for i = 11, #ARGV, 2 do redis.call('HSET', H, ARGV[i], ARGV[i + 1]) end
@@ -235,7 +203,7 @@ if INLINE and la then
     if gt then redis.call('ZADD', k, 'GT', la, MEMBER) else redis.call('ZADD', k, la, MEMBER) end
   end
 end
-refresh_ttl()
+refresh_ttl(redis.call('HGET', H, 'ttl'))
 return {1, la or '0', idx}
 """,
 )
@@ -244,10 +212,9 @@ return {1, la or '0', idx}
 #: ARGV[5] which key (4, 5 or 6), [6] hash field (unused for the task), [7] value,
 #: [8] TTL in ms when no session owns the key ("0" = none), [9] "1" = only if absent.
 #: The key follows its session's TTL when the session exists. Reply 1 written, 0 present.
-CE_PUT = Script(
+CE_PUT = lua.script(
     "ce_put",
-    _PRELUDE
-    + r"""
+    r"""
 local key, field, value = KEYS[tonumber(ARGV[5])], ARGV[6], ARGV[7]
 local nx = ARGV[9] == '1'
 if ARGV[5] == '6' then
@@ -397,7 +364,7 @@ class ContextEngineStore:
     def _sync_indexes(self, key: str, reply: Sequence[Any]) -> Plan:
         """On Redis Cluster the session indexes live in other slots: update them here."""
         if self.store.config.cluster and reply[1] not in (b"0", "0", 0):
-            calls = [Call(("ZADD", k, reply[1], key)) for k in _text(reply[2]).split("\n") if k]
+            calls = [Call(("ZADD", k, reply[1], key)) for k in as_text(reply[2]).split("\n") if k]
             if calls:
                 yield Batch(tuple(calls))
 
@@ -418,7 +385,9 @@ class ContextEngineStore:
             *common,
             kind,
             "1" if bump else "0",
-            "" if last_activity is None else str(_micros(to_utc(last_activity, "last_activity"))),
+            ""
+            if last_activity is None
+            else str(epoch_micros(to_utc(last_activity, "last_activity"))),
             str(incr_requests),
             str(incr_errors),
             repr(float(add_time)),
@@ -562,7 +531,7 @@ class ContextEngineStore:
         if str(session.session_type) != "user_to_mc":
             return None
         user = session.get_participant_by_type_and_role("user")
-        last = _from_micros(la) if la is not None else session.last_activity
+        last = from_epoch_micros(la) if la is not None else session.last_activity
         return {
             "session_id": session_id,
             "user_id": user.participant_id if user is not None else "",
@@ -571,7 +540,7 @@ class ContextEngineStore:
             "request_count": int(rq or 0),
             "error_count": int(er or 0),
             "total_processing_time": float(pt or 0.0),
-            "status": _text(st) if st is not None else "active",
+            "status": as_text(st) if st is not None else "active",
         }
 
     async def update_session(
@@ -924,7 +893,7 @@ class ContextEngineStore:
         prefix = _escape(checkpoint_id) + ":"
         batches = []
         for field, value in pairs:
-            if not _text(field).startswith(prefix):
+            if not as_text(field).startswith(prefix):
                 continue
             obj = codec.unpackb(value, "writes")
             batches.append(
@@ -978,14 +947,14 @@ class ContextEngineStore:
         rows = await self._call(
             "ZRANGE", self.store.config.keyspace.index_all, "-inf", max_score, "BYSCORE"
         )
-        return [_text(r) for r in rows]
+        return [as_text(r) for r in rows]
 
     async def cleanup_expired_sessions(self, max_idle_hours: int = 24) -> int:
         """Delete sessions written through this adapter (ContextEngine sessions and agent
         conversation sessions) idle for more than ``max_idle_hours``, with their messages,
         checkpoints, writes and task context. Returns how many sessions were deleted."""
         hours = _number(max_idle_hours, "max_idle_hours")
-        cutoff = _micros(utc_now()) - int(hours * 3_600_000_000)
+        cutoff = epoch_micros(utc_now()) - int(hours * 3_600_000_000)
         deleted = 0
         for key in await self._marked_sessions(f"({cutoff}"):
             fields = await self._call("HMGET", self._keys(key)[0].session, "la", "ce")
@@ -998,7 +967,7 @@ class ContextEngineStore:
 
     async def _count_active(self) -> int:
         index = self.store.config.keyspace.index_participant(ENGINE_ID)
-        members = [_text(m) for m in await self._call("ZRANGE", index, "0", "-1")]
+        members = [as_text(m) for m in await self._call("ZRANGE", index, "0", "-1")]
         active = 0
         for start in range(0, len(members), 500):
             chunk = members[start : start + 500]
@@ -1010,7 +979,7 @@ class ContextEngineStore:
             active += sum(
                 1
                 for kind, st in replies
-                if kind is not None and (st is None or _text(st) == "active")
+                if kind is not None and (st is None or as_text(st) == "active")
             )
         return active
 
@@ -1055,11 +1024,11 @@ class ContextEngineStore:
     async def activity_marker(self, key: str) -> tuple[str, str] | None:
         """(last activity in µs, adapter kind) of a stored session, for :meth:`restore_activity`."""
         la, kind = await self._call("HMGET", self._keys(key)[0].session, "la", "ce")
-        return None if la is None else (_text(la), "" if kind is None else _text(kind))
+        return None if la is None else (as_text(la), "" if kind is None else as_text(kind))
 
     async def restore_activity(self, key: str, marker: tuple[str, str]) -> None:
         """Set a session's last activity back to a value read by :meth:`activity_marker`."""
-        moment = _from_micros(marker[0])
+        moment = from_epoch_micros(marker[0])
         await self._run(self._update_plan(key, marker[1], bump=False, last_activity=moment))
 
     async def upsert_session_metrics(

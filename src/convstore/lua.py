@@ -31,10 +31,12 @@ __all__ = [
     "DELETE",
     "DELETE_MESSAGE",
     "LIST",
+    "PRELUDE",
     "SAVE",
     "SET_RETENTION",
     "TOUCH",
     "Script",
+    "script",
 ]
 
 
@@ -44,7 +46,7 @@ class Script:
     source: str
 
 
-_PRELUDE = r"""
+PRELUDE = r"""
 local H, S, IDS = KEYS[1], KEYS[2], KEYS[3]
 local INLINE, MEMBER, NOW, TTL_DEFAULT = ARGV[1] == '1', ARGV[2], ARGV[3], ARGV[4]
 
@@ -79,11 +81,12 @@ end
 """
 
 
-def _script(name: str, body: str) -> Script:
-    return Script(name, _PRELUDE + body)
+def script(name: str, body: str) -> Script:
+    """A session script: ``body`` runs after :data:`PRELUDE` (its names and helpers)."""
+    return Script(name, PRELUDE + body)
 
 
-SAVE = _script(
+SAVE = script(
     "save",
     r"""
 -- ARGV[5] record, [6] identity, [7] expected revision (-1 = any), [8] last activity, [9] idx
@@ -113,7 +116,7 @@ return {rev, la, old}
 """,
 )
 
-TOUCH = _script(
+TOUCH = script(
     "touch",
     r"""
 local f = redis.call('HMGET', H, 'rev', 'la', 'idx', 'ttl')
@@ -126,7 +129,7 @@ return {1, la, f[3] or ''}
 """,
 )
 
-DELETE = _script(
+DELETE = script(
     "delete",
     r"""
 if redis.call('EXISTS', H) == 0 then return {0, ''} end
@@ -139,7 +142,7 @@ return {1, idx}
 """,
 )
 
-APPEND = _script(
+APPEND = script(
     "append",
     r"""
 -- ARGV[5] default max messages ("0" = none), [6] default max age in ms ("0" = none),
@@ -201,7 +204,7 @@ return {1, la, f[6] or '', out}
 """,
 )
 
-DELETE_MESSAGE = _script(
+DELETE_MESSAGE = script(
     "delete_message",
     r"""
 -- ARGV[5] message id
@@ -215,7 +218,7 @@ return {1}
 """,
 )
 
-CLEAR = _script(
+CLEAR = script(
     "clear",
     r"""
 if redis.call('EXISTS', H) == 0 then return {-1} end
@@ -226,7 +229,7 @@ return {1, n}
 """,
 )
 
-COUNT = _script(
+COUNT = script(
     "count",
     r"""
 if redis.call('EXISTS', H) == 0 then return {-1} end
@@ -234,7 +237,7 @@ return {1, redis.call('XLEN', S)}
 """,
 )
 
-SET_RETENTION = _script(
+SET_RETENTION = script(
     "set_retention",
     r"""
 -- ARGV[5] max messages, [6] max age ms, [7] ttl ms; "" = use the store default

@@ -134,7 +134,7 @@ class StoreConfig:
         return self.keyspace.session(session_key), (
             "0" if self.cluster else "1",
             session_key,
-            str(_micros(utc_now())),
+            str(epoch_micros(utc_now())),
             str(self.retention.ms("ttl")),
         )
 
@@ -167,16 +167,18 @@ class SessionPage(NamedTuple):
 # --------------------------------------------------------------------------- helpers
 
 
-def _micros(moment: datetime) -> int:
+def epoch_micros(moment: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime (exact; floats would round)."""
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _from_micros(value: bytes | str | int) -> datetime:
+def from_epoch_micros(value: bytes | str | int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(value))
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
+    """Redis replies are bytes (``decode_responses=False``); names and ids are UTF-8 text."""
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -215,7 +217,7 @@ def _choice(value: object, enum: type[E], field: str) -> E:
 
 
 def _split_idx(raw: bytes | str | None) -> list[str]:
-    return [k for k in _text(raw or b"").split("\n") if k]
+    return [k for k in as_text(raw or b"").split("\n") if k]
 
 
 def _identity(session: ConversationSession) -> bytes:
@@ -254,7 +256,7 @@ def save_session(config: StoreConfig, session: ConversationSession, force: bool)
             codec.encode_session(session),
             _identity(session),
             expected,
-            _micros(session.last_activity),
+            epoch_micros(session.last_activity),
             "\n".join(index),
         ),
     )
@@ -266,7 +268,7 @@ def save_session(config: StoreConfig, session: ConversationSession, force: bool)
     old = set(_split_idx(reply[2])) - set(index)
     yield from _cluster_index_sync(config, key, index, old, reply[1])
     session.revision = status
-    session.last_activity = _from_micros(reply[1])
+    session.last_activity = from_epoch_micros(reply[1])
     return key
 
 
@@ -277,7 +279,7 @@ def _session_from_fields(fields: Sequence[Any]) -> ConversationSession | None:
     session = codec.decode_session(record)
     session.revision = int(revision or 0)
     if last_activity is not None:
-        session.last_activity = _from_micros(last_activity)
+        session.last_activity = from_epoch_micros(last_activity)
     return session
 
 
@@ -300,7 +302,7 @@ def touch_session(config: StoreConfig, key: str) -> Plan[datetime]:
     if int(reply[0]) == -1:
         raise SessionNotFound(key)
     yield from _cluster_index_sync(config, key, _split_idx(reply[2]), (), reply[1])
-    return _from_micros(reply[1])
+    return from_epoch_micros(reply[1])
 
 
 def delete_session(config: StoreConfig, key: str) -> Plan[bool]:
@@ -372,7 +374,7 @@ def list_sessions(
             break
         pairs = pairs[: limit - len(items)]
         replies = yield Batch(
-            tuple(Call(("HMGET", ks.session(_text(m)).session, *_GET_FIELDS)) for m, _ in pairs)
+            tuple(Call(("HMGET", ks.session(as_text(m)).session, *_GET_FIELDS)) for m, _ in pairs)
         )
         for (member, score), fields in zip(pairs, replies, strict=True):
             session = _session_from_fields(fields)
@@ -386,7 +388,7 @@ def list_sessions(
     if stale:  # sessions that expired by TTL leave index entries behind: drop them now
         yield Call(("ZREM", index, *stale))
     more = len(items) == limit and last is not None
-    return SessionPage(items, f"{last[0]}:{_text(last[1])}" if more and last else None)
+    return SessionPage(items, f"{last[0]}:{as_text(last[1])}" if more and last else None)
 
 
 # --------------------------------------------------------------------------- messages
@@ -450,7 +452,7 @@ def _prepare(
     if not isinstance(message_id, str):
         raise ValidationError("metadata.message_id must be a string", field="message_id")
     payload = codec.encode_entry(role, content, timestamp, metadata)
-    return message_id, str(max(0, _micros(timestamp) // 1000)), payload
+    return message_id, str(max(0, epoch_micros(timestamp) // 1000)), payload
 
 
 def append_messages(
@@ -478,7 +480,7 @@ def append_messages(
     yield from _cluster_index_sync(config, key, _split_idx(reply[2]), (), reply[1])
     out = reply[3]
     return [
-        AppendResult(mid, _text(out[2 * i]), bool(int(out[2 * i + 1])))
+        AppendResult(mid, as_text(out[2 * i]), bool(int(out[2 * i + 1])))
         for i, (mid, _, _) in enumerate(prepared)
     ]
 
@@ -491,7 +493,7 @@ def _entry(row: Sequence[Any]) -> dict[str, Any]:
     else:
         mid, payload = fields[0], fields[1]
     entry = codec.decode_entry(payload)
-    entry["metadata"]["message_id"] = _text(mid)
+    entry["metadata"]["message_id"] = as_text(mid)
     return entry
 
 
@@ -509,7 +511,7 @@ def _positive(value: int | None, field: str) -> None:
 
 
 def _ms_bound(value: datetime | str | None, default: str, field: str) -> str:
-    return default if value is None else str(max(0, _micros(to_utc(value, field)) // 1000))
+    return default if value is None else str(max(0, epoch_micros(to_utc(value, field)) // 1000))
 
 
 def history(
@@ -541,7 +543,7 @@ def page(config: StoreConfig, key: str, before: str | None, limit: int) -> Plan[
     rows = yield from _read(config, key, ("XREVRANGE", stream, end, "-", "COUNT", limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
-    cursor = _text(rows[-1][0]) if more else None
+    cursor = as_text(rows[-1][0]) if more else None
     return HistoryPage([_entry(r) for r in reversed(rows)], cursor)
 
 
@@ -579,12 +581,14 @@ def agent_messages(
             try:
                 found.append(AgentCommunicationMessage.from_conversation_message_dict(entry, key))
             except ValidationError as exc:
-                raise CodecError(f"stored agent message {_text(row[0])} is invalid: {exc}") from exc
+                raise CodecError(
+                    f"stored agent message {as_text(row[0])} is invalid: {exc}"
+                ) from exc
             if limit is not None and len(found) == limit:
                 break
         if len(rows) < chunk:
             break
-        end = f"({_text(rows[-1][0])}"
+        end = f"({as_text(rows[-1][0])}"
     found.reverse()
     return found
 

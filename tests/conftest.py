@@ -8,6 +8,7 @@ Each test gets its own namespace and deletes only its own keys afterwards.
 
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -145,5 +146,38 @@ def make_session() -> SessionFactory:
         }[session_type]
         moment = at or utc_now()
         return ConversationSession(session_id, people, session_type, moment, moment, metadata)
+
+    return make
+
+
+# --------------------------------------------------------------------------- sync and async at once
+
+Store = ConversationStore | AsyncConversationStore
+StoreFactory = Callable[..., Store]
+
+
+async def aw(value: Any) -> Any:
+    """The value, awaited if the async store handed back an awaitable.
+
+    Store tests are written once, as async tests, and run against both stores.
+    """
+    return await value if inspect.isawaitable(value) else value
+
+
+@pytest.fixture(params=["sync", "async"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def factory(
+    mode: str, sync_client: redis.Redis, async_client: redis.asyncio.Redis, namespace: str
+) -> StoreFactory:
+    """``factory(ns=None, **options)``: a store of the test's mode on the test's backend."""
+
+    def make(*, ns: str | None = None, **options: Any) -> Store:
+        if mode == "sync":
+            return ConversationStore(sync_client, namespace=ns or namespace, **options)
+        return AsyncConversationStore(async_client, namespace=ns or namespace, **options)
 
     return make

@@ -7,7 +7,6 @@ on the same backend); ``aw`` awaits when needed. Raw Redis is inspected with ``s
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +18,15 @@ import msgpack
 import pytest
 import redis
 
-from conftest import REDIS_URL, SessionFactory, new_namespace, require_real_redis
+from conftest import (
+    REDIS_URL,
+    SessionFactory,
+    Store,
+    StoreFactory,
+    aw,
+    new_namespace,
+    require_real_redis,
+)
 from convstore import (
     AgentCommunicationMessage,
     AsyncConversationStore,
@@ -27,31 +34,6 @@ from convstore import (
     utc_now,
 )
 from convstore.errors import CodecError, SessionNotFound, ValidationError
-
-Store = ConversationStore | AsyncConversationStore
-StoreFactory = Callable[..., Store]
-
-
-async def aw(value: Any) -> Any:
-    """The value, awaited if the async store handed back an awaitable."""
-    return await value if inspect.isawaitable(value) else value
-
-
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def factory(mode: str, sync_client: redis.Redis, async_client: Any, namespace: str) -> StoreFactory:
-    """``factory(**options)``: a store of the test's mode on the test's backend and namespace."""
-
-    def make(**options: Any) -> Store:
-        if mode == "sync":
-            return ConversationStore(sync_client, namespace=namespace, **options)
-        return AsyncConversationStore(async_client, namespace=namespace, **options)
-
-    return make
 
 
 @pytest.fixture

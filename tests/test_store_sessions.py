@@ -7,21 +7,18 @@ same body. Redis itself is inspected through the sync client of the same backend
 
 from __future__ import annotations
 
-import inspect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import redis
 
-from conftest import SessionFactory, new_namespace
+from conftest import SessionFactory, Store, StoreFactory, aw, new_namespace
 from convstore import (
-    AsyncConversationStore,
     ConversationParticipant,
     ConversationSession,
-    ConversationStore,
     Retention,
     utc_now,
 )
@@ -34,31 +31,6 @@ from convstore.errors import (
     ValidationError,
 )
 from convstore.keys import MAX_SESSION_KEY_LENGTH
-
-Store = ConversationStore | AsyncConversationStore
-StoreFactory = Callable[..., Store]
-
-
-async def aw(value: Any) -> Any:
-    """The value, awaited if the async store handed back an awaitable."""
-    return await value if inspect.isawaitable(value) else value
-
-
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def factory(mode: str, sync_client: redis.Redis, async_client: Any, namespace: str) -> StoreFactory:
-    """``factory(**options)``: a store of the test's mode on the test's backend and namespace."""
-
-    def make(*, ns: str | None = None, **options: Any) -> Store:
-        if mode == "sync":
-            return ConversationStore(sync_client, namespace=ns or namespace, **options)
-        return AsyncConversationStore(async_client, namespace=ns or namespace, **options)
-
-    return make
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -688,3 +689,20 @@ def test_every_truncation_is_rejected(
         with pytest.raises(CodecError):
             decoder(valid[:end])
     assert decoder(valid) is not None
+
+
+@given(st.text(max_size=60))
+def test_stored_message_ids_round_trip_and_stay_distinct(text: str) -> None:
+    stored = codec.encode_message_id(text)
+    assert codec.decode_message_id(stored) == text
+    generated = str(uuid.uuid4())
+    assert len(codec.encode_message_id(generated)) == 17  # canonical uuids are stored compact
+    if text != generated:
+        assert codec.encode_message_id(generated) != stored
+
+
+def test_non_canonical_uuid_text_is_kept_verbatim() -> None:
+    upper = str(uuid.uuid4()).upper()
+    assert codec.encode_message_id(upper) == b"t" + upper.encode()
+    with pytest.raises(CodecError):
+        codec.decode_message_id(b"\x01garbage")

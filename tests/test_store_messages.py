@@ -31,6 +31,7 @@ from convstore import (
     AgentCommunicationMessage,
     AsyncConversationStore,
     ConversationStore,
+    codec,
     utc_now,
 )
 from convstore.errors import CodecError, SessionNotFound, ValidationError
@@ -798,7 +799,8 @@ def test_real_server_stores_a_hash_and_a_stream_of_msgpack(
         for _entry_id, fields in rows:
             ((message_id, payload),) = fields.items()
             value = msgpack.unpackb(payload, timestamp=3)
-            decoded.append((message_id.decode(), value))
+            assert len(message_id) == 17 and message_id[0] == 0  # a uuid id, stored compact
+            decoded.append((codec.decode_message_id(message_id), value))
         (_, first), (second_id, second) = decoded
         assert (first["r"], first["c"]) == ("user", "hello")
         assert isinstance(first["t"], datetime) and first["t"].utcoffset() == timedelta(0)

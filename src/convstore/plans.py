@@ -472,8 +472,8 @@ def append_messages(
         str(config.retention.max_messages or 0),
         str(config.retention.ms("max_age")),
     ]
-    for triple in prepared:
-        args += triple
+    for message_id, ms, payload in prepared:
+        args += (codec.encode_message_id(message_id), ms, payload)
     reply = yield Run(lua.APPEND, keys.all(), tuple(args))
     if int(reply[0]) == -1:
         raise SessionNotFound(key)
@@ -486,14 +486,14 @@ def append_messages(
 
 
 def _entry(row: Sequence[Any]) -> dict[str, Any]:
-    """A stream row (id, {message_id: payload}) as a ContextEngine dict."""
+    """A stream row (id, {stored message id: payload}) as a ContextEngine dict."""
     fields = row[1]
     if isinstance(fields, dict):
         ((mid, payload),) = fields.items()
     else:
         mid, payload = fields[0], fields[1]
     entry = codec.decode_entry(payload)
-    entry["metadata"]["message_id"] = as_text(mid)
+    entry["metadata"]["message_id"] = codec.decode_message_id(mid)
     return entry
 
 
@@ -605,7 +605,9 @@ def delete_message(config: StoreConfig, key: str, message_id: str) -> Plan[bool]
     if not isinstance(message_id, str) or not message_id:
         raise ValidationError("message_id must be a non-empty string", field="message_id")
     keys, common = config.common(key)
-    reply = yield Run(lua.DELETE_MESSAGE, keys.all(), (*common, message_id))
+    reply = yield Run(
+        lua.DELETE_MESSAGE, keys.all(), (*common, codec.encode_message_id(message_id))
+    )
     if int(reply[0]) == -1:
         raise SessionNotFound(key)
     return bool(int(reply[0]))

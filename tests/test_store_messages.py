@@ -815,3 +815,17 @@ def test_real_server_stores_a_hash_and_a_stream_of_msgpack(
         leftovers = list(real_client.scan_iter(match=f"{ns}:*"))
         if leftovers:
             real_client.delete(*leftovers)
+
+
+async def test_append_many_takes_any_iterable_and_checks_the_session_when_empty(
+    factory: StoreFactory, make_session: SessionFactory
+) -> None:
+    store = factory()
+    key = await aw(store.sessions.save(make_session("iter")))
+    results = await aw(
+        store.messages.append_many(key, ({"role": "user", "content": str(n)} for n in range(3)))
+    )
+    assert [r.created for r in results] == [True, True, True]
+    assert await aw(store.messages.append_many(key, [])) == []
+    with pytest.raises(SessionNotFound):
+        await aw(store.messages.append_many("no-such-session", []))

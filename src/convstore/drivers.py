@@ -1,8 +1,9 @@
 """The two thin drivers that run plans: one blocking, one asyncio.
 
-They differ only in ``await``. Everything an operation means lives in
-``plans.py``; here is just "send this step, hand back the reply", plus the
-translation of redis-py's connection failures into :class:`StoreUnavailable`.
+Everything an operation means lives in ``plans.py``; here is just "send this
+step, hand back the reply", plus the translation of redis-py's failures into
+:class:`StoreUnavailable` / :class:`StoreError`. The async driver also
+coalesces the steps of concurrent tasks into shared round trips.
 """
 
 from __future__ import annotations

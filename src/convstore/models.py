@@ -40,6 +40,7 @@ __all__ = [
     "SessionKeyParse",
     "SessionType",
     "create_session_key",
+    "parse_choice",
     "parse_session_key",
     "to_utc",
     "utc_now",
@@ -138,7 +139,8 @@ def _optional_text(value: object, field_name: str) -> str | None:
     return value
 
 
-def _choice(value: object, enum: type[E], field_name: str) -> E:
+def parse_choice(value: object, enum: type[E], field_name: str) -> E:
+    """``value`` as a member of ``enum``, or a ValidationError listing the allowed values."""
     if isinstance(value, enum):
         return value
     allowed = sorted(member.value for member in enum)
@@ -205,7 +207,9 @@ class ConversationParticipant:
         self.participant_id = _require_text(self.participant_id, "participant_id")
         if not self.participant_type:
             raise ValidationError("participant_type cannot be empty", field="participant_type")
-        self.participant_type = _choice(self.participant_type, ParticipantType, "participant_type")
+        self.participant_type = parse_choice(
+            self.participant_type, ParticipantType, "participant_type"
+        )
         self.participant_role = _optional_text(self.participant_role, "participant_role")
         if self.participant_type == ParticipantType.AGENT and not self.participant_role:
             raise ValidationError(
@@ -314,7 +318,9 @@ def parse_session_key(
     also a possible ``user_to_mc`` key, because that type uses the bare id.
     Results are in a fixed order (type, then shortest session id first).
     """
-    wanted = None if session_type is None else _choice(session_type, SessionType, "session_type")
+    wanted = (
+        None if session_type is None else parse_choice(session_type, SessionType, "session_type")
+    )
     found: list[SessionKeyParse] = []
     if session_key and wanted in (None, SessionType.USER_TO_MC):
         found.append(SessionKeyParse(SessionType.USER_TO_MC, session_key, ()))
@@ -396,7 +402,7 @@ class ConversationSession:
             seen.add(participant.participant_id)
         if not self.session_type:
             raise ValidationError("session_type cannot be empty", field="session_type")
-        self.session_type = _choice(self.session_type, SessionType, "session_type")
+        self.session_type = parse_choice(self.session_type, SessionType, "session_type")
         self.created_at = to_utc(self.created_at, "created_at")
         self.last_activity = to_utc(self.last_activity, "last_activity")
         self.metadata = _metadata(self.metadata)
@@ -527,9 +533,9 @@ class AgentCommunicationMessage:
         self.sender_id = _require_text(self.sender_id, "sender_id")
         self.recipient_id = _require_text(self.recipient_id, "recipient_id")
         self.content = _require_text(self.content, "content")
-        self.message_type = _choice(self.message_type, MessageType, "message_type")
-        self.sender_type = _choice(self.sender_type, ParticipantType, "sender_type")
-        self.recipient_type = _choice(self.recipient_type, ParticipantType, "recipient_type")
+        self.message_type = parse_choice(self.message_type, MessageType, "message_type")
+        self.sender_type = parse_choice(self.sender_type, ParticipantType, "sender_type")
+        self.recipient_type = parse_choice(self.recipient_type, ParticipantType, "recipient_type")
         self.sender_role = _optional_text(self.sender_role, "sender_role")
         self.recipient_role = _optional_text(self.recipient_role, "recipient_role")
         self.timestamp = to_utc(self.timestamp, "timestamp")

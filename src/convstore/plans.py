@@ -32,6 +32,7 @@ from convstore.models import (
     ConversationSession,
     MessageType,
     SessionType,
+    parse_choice,
     to_utc,
     utc_now,
 )
@@ -203,19 +204,6 @@ def _cluster_index_sync(
         yield Batch(tuple(calls))
 
 
-E = TypeVar("E", MessageType, SessionType)
-
-
-def _choice(value: object, enum: type[E], field: str) -> E:
-    try:
-        return enum(str(value)) if isinstance(value, str) else enum(value)  # type: ignore[arg-type]
-    except ValueError:
-        allowed = sorted(str(member) for member in enum)
-        raise ValidationError(
-            f"{field} must be one of {allowed}, got {value!r}", field=field, allowed=allowed
-        ) from None
-
-
 def _split_idx(raw: bytes | str | None) -> list[str]:
     return [k for k in as_text(raw or b"").split("\n") if k]
 
@@ -348,7 +336,7 @@ def list_sessions(
         raise ValidationError("limit must be a positive integer", field="limit")
     ks = config.keyspace
     if session_type is not None:
-        session_type = str(_choice(session_type, SessionType, "session_type"))
+        session_type = str(parse_choice(session_type, SessionType, "session_type"))
     if participant_id is not None and session_type is not None:
         index = ks.index_participant_type(participant_id, session_type)
     elif participant_id is not None:
@@ -458,13 +446,15 @@ def _prepare(
 def append_messages(
     config: StoreConfig,
     key: str,
-    messages: Sequence[AgentCommunicationMessage | Mapping[str, Any]],
+    messages: Iterable[AgentCommunicationMessage | Mapping[str, Any]],
 ) -> Plan[list[AppendResult]]:
+    batch = list(messages)
     prepared = [
-        _prepare(key, m, fresh)
-        for m, fresh in zip(messages, new_message_ids(len(messages)), strict=True)
+        _prepare(key, m, fresh) for m, fresh in zip(batch, new_message_ids(len(batch)), strict=True)
     ]
-    if not prepared:
+    if not prepared:  # nothing to write, but an unknown session is still an error
+        if not (yield Call(("EXISTS", config.keyspace.session(key).session))):
+            raise SessionNotFound(key)
         return []
     keys, common = config.common(key)
     args: list[Any] = [
@@ -563,7 +553,7 @@ def agent_messages(
     _positive(limit, "limit")
     wanted = None
     if message_types is not None:
-        wanted = {str(_choice(t, MessageType, "message_types")) for t in message_types}
+        wanted = {str(parse_choice(t, MessageType, "message_types")) for t in message_types}
     stream = config.keyspace.session(key).messages
     found: list[AgentCommunicationMessage] = []
     end = "+"

@@ -6,7 +6,7 @@ The async classes mirror the sync ones name for name.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -87,7 +87,7 @@ class MessageRepository(_Repository):
         """Store one message atomically; a retried ``message_id`` writes nothing."""
         return self._driver.run(plans.append_messages(self._config, key, (message,)))[0]
 
-    def append_many(self, key: str, messages: Sequence[Message]) -> list[AppendResult]:
+    def append_many(self, key: str, messages: Iterable[Message]) -> list[AppendResult]:
         """Store several messages in one round trip, all or nothing."""
         return self._driver.run(plans.append_messages(self._config, key, messages))
 
@@ -172,7 +172,7 @@ class AsyncMessageRepository(_Repository):
     async def append(self, key: str, message: Message) -> AppendResult:
         return (await self._driver.run(plans.append_messages(self._config, key, (message,))))[0]
 
-    async def append_many(self, key: str, messages: Sequence[Message]) -> list[AppendResult]:
+    async def append_many(self, key: str, messages: Iterable[Message]) -> list[AppendResult]:
         return await self._driver.run(plans.append_messages(self._config, key, messages))
 
     async def history(

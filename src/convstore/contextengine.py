@@ -34,7 +34,6 @@ from typing import Any
 import redis.asyncio
 
 from convstore import codec, connections, lua
-from convstore.drivers import AsyncDriver
 from convstore.errors import (
     CodecError,
     ConvstoreError,
@@ -345,7 +344,7 @@ class ContextEngineStore:
             )
         else:
             self.store = AsyncConversationStore(_env_client(), namespace=namespace, **retention)
-        self._driver = AsyncDriver(self.store.client)
+        self._driver = self.store.driver  # shared: same script cache, same coalescing
         self._counters = _Counters()
         self._initialized = False
 

@@ -139,6 +139,11 @@ class AsyncConversationStore(_Store):
         self.sessions = AsyncSessionRepository(self._driver, self.config)
         self.messages = AsyncMessageRepository(self._driver, self.config)
 
+    @property
+    def driver(self) -> AsyncDriver:
+        """The driver the repositories use; adapters run their own plans through it."""
+        return self._driver
+
     async def ping(self) -> bool:
         """True when the server answers; raises :class:`StoreUnavailable` when it cannot."""
         return await self._driver.run(plans.ping(self.config))

@@ -42,6 +42,7 @@ from convstore.errors import (
     ValidationError,
 )
 from convstore.keys import SessionKeys
+from convstore.migration import migrate_participant_dict
 from convstore.models import (
     AgentCommunicationMessage,
     ConversationParticipant,
@@ -49,7 +50,15 @@ from convstore.models import (
     to_utc,
     utc_now,
 )
-from convstore.plans import Batch, Call, Run, as_text, epoch_micros, from_epoch_micros
+from convstore.plans import (
+    Batch,
+    Call,
+    Run,
+    as_text,
+    epoch_micros,
+    from_epoch_micros,
+    seconds_to_ms,
+)
 from convstore.store import DEFAULT_NAMESPACE, AsyncConversationStore
 
 __all__ = [
@@ -92,14 +101,6 @@ Plan = Generator[Call | Run | Batch, Any, Any]
 def naive_iso(moment: datetime) -> str:
     """ISO text of ``moment`` in UTC without an offset, as ContextEngine stores timestamps."""
     return to_utc(moment).replace(tzinfo=None).isoformat()
-
-
-def _ms(seconds: float | None, field: str) -> int:
-    if seconds is None:
-        return 0
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
-        raise ValidationError(f"{field} must be a positive number of seconds or None", field=field)
-    return max(1, round(seconds * 1000))
 
 
 def _require_str(value: object, field: str) -> str:
@@ -147,18 +148,7 @@ def _writes_field(checkpoint_id: str, task_id: str) -> str:
 
 def participant_from_dict(data: Mapping[str, Any]) -> ConversationParticipant:
     """A participant from either form: ``{id, type, role, metadata}`` or ``{participant_id, ...}``."""
-    if not isinstance(data, Mapping):
-        raise ValidationError(
-            f"a participant is a dict, got {type(data).__name__}", field="participants"
-        )
-    if "participant_id" in data or "participant_type" in data:
-        return ConversationParticipant.from_dict(data)
-    return ConversationParticipant(
-        participant_id=data.get("id"),  # type: ignore[arg-type]  # validated by the model
-        participant_type=data.get("type"),  # type: ignore[arg-type]
-        participant_role=data.get("role"),
-        metadata=dict(data.get("metadata") or {}),
-    )
+    return ConversationParticipant.from_dict(migrate_participant_dict(data))
 
 
 def _entry_out(entry: dict[str, Any]) -> dict[str, Any]:
@@ -320,8 +310,8 @@ class ContextEngineStore:
         self.session_ttl = session_ttl
         self.conversation_limit = conversation_limit
         self.checkpoint_ttl = checkpoint_ttl
-        self._checkpoint_ttl_ms = _ms(checkpoint_ttl, "checkpoint_ttl")
-        self._session_ttl_ms = _ms(session_ttl, "session_ttl")
+        self._checkpoint_ttl_ms = seconds_to_ms(checkpoint_ttl, "checkpoint_ttl")
+        self._session_ttl_ms = seconds_to_ms(session_ttl, "session_ttl")
         retention: dict[str, Any] = {"max_messages": conversation_limit, "ttl": session_ttl}
         self._owns_client = store is None
         if store is not None:

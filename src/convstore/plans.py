@@ -94,6 +94,12 @@ def _seconds(value: float | timedelta | None, field: str) -> float | None:
     return float(seconds)
 
 
+def seconds_to_ms(value: float | timedelta | None, field: str) -> int:
+    """A validated duration in whole milliseconds for Redis (0 = none, else at least 1)."""
+    seconds = _seconds(value, field)
+    return 0 if seconds is None else max(1, round(seconds * 1000))
+
+
 @dataclass(frozen=True, slots=True)
 class Retention:
     """How much history to keep and how long a session lives.
@@ -118,8 +124,7 @@ class Retention:
         _seconds(self.ttl, "ttl")
 
     def ms(self, field: str) -> int:
-        value = _seconds(getattr(self, field), field)
-        return 0 if value is None else max(1, round(value * 1000))
+        return seconds_to_ms(getattr(self, field), field)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,71 @@
+"""Every store operation, once, as a sans-IO plan.
+
+A plan is a generator: it validates and encodes its input, yields the Redis
+steps it needs (:class:`Call`, :class:`Batch`, :class:`Run`), receives their
+raw replies, and returns the decoded result or raises a typed error. It does no
+I/O itself, so the sync and the async store drive the very same plans
+(``drivers.py``) and nothing is written twice.
+
+Modules: ``steps`` (what a plan yields), ``config`` (store configuration),
+``results`` (return types), ``values`` (time and reply conversions), ``indexes``
+(the session indexes), ``sessions`` and ``messages`` (the plans themselves).
+"""
+
+from convstore.plans.config import Retention, StoreConfig, seconds_to_ms
+from convstore.plans.messages import (
+    agent_messages,
+    append_messages,
+    clear,
+    count,
+    delete_message,
+    history,
+    new_message_ids,
+    page,
+)
+from convstore.plans.results import AppendResult, HistoryPage, SessionPage
+from convstore.plans.sessions import (
+    delete_session,
+    get_session,
+    list_sessions,
+    ping,
+    save_session,
+    session_exists,
+    set_retention,
+    touch_session,
+)
+from convstore.plans.steps import Batch, Call, Plan, Run, Step
+from convstore.plans.values import as_text, epoch_micros, from_epoch_micros, ms_bound
+
+__all__ = [
+    "AppendResult",
+    "Batch",
+    "Call",
+    "HistoryPage",
+    "Plan",
+    "Retention",
+    "Run",
+    "SessionPage",
+    "Step",
+    "StoreConfig",
+    "agent_messages",
+    "append_messages",
+    "as_text",
+    "clear",
+    "count",
+    "delete_message",
+    "delete_session",
+    "epoch_micros",
+    "from_epoch_micros",
+    "get_session",
+    "history",
+    "list_sessions",
+    "ms_bound",
+    "new_message_ids",
+    "page",
+    "ping",
+    "save_session",
+    "seconds_to_ms",
+    "session_exists",
+    "set_retention",
+    "touch_session",
+]

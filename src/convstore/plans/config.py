@@ -1,0 +1,60 @@
+"""What every plan needs to know about its store: key space, retention, cluster mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from convstore.keys import KeySpace, SessionKeys
+from convstore.models import utc_now
+from convstore.plans.values import epoch_micros
+from convstore.validation import optional_positive_int, optional_seconds
+
+__all__ = ["Retention", "StoreConfig", "seconds_to_ms"]
+
+
+def seconds_to_ms(value: float | timedelta | None, field: str) -> int:
+    """A validated duration in whole milliseconds for Redis (0 = none, else at least 1)."""
+    seconds = optional_seconds(value, field)
+    return 0 if seconds is None else max(1, round(seconds * 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much history to keep and how long a session lives.
+
+    ``max_messages`` keeps the newest N; ``max_age`` drops messages whose
+    timestamp is older (the newest message always stays); ``ttl`` is a sliding
+    expiry for all of a session's keys together, refreshed by every write.
+    ``None`` means no limit.
+    """
+
+    max_messages: int | None = None
+    max_age: float | timedelta | None = None
+    ttl: float | timedelta | None = None
+
+    def __post_init__(self) -> None:
+        optional_positive_int(self.max_messages, "max_messages")
+        optional_seconds(self.max_age, "max_age")
+        optional_seconds(self.ttl, "ttl")
+
+    def ms(self, field: str) -> int:
+        return seconds_to_ms(getattr(self, field), field)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """What every plan needs to know about the store it runs for."""
+
+    keyspace: KeySpace
+    retention: Retention
+    cluster: bool = False
+
+    def common(self, session_key: str) -> tuple[SessionKeys, tuple[str, str, str, str]]:
+        """The session's keys and the four arguments every session script takes (see lua.py)."""
+        return self.keyspace.session(session_key), (
+            "0" if self.cluster else "1",
+            session_key,
+            str(epoch_micros(utc_now())),
+            str(self.retention.ms("ttl")),
+        )

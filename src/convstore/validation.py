@@ -1,0 +1,81 @@
+"""One checker per validation rule, shared by every module that needs it.
+
+Each returns the checked value (so callers can write ``n = positive_int(n, "limit")``)
+or raises :class:`ValidationError` naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from convstore.errors import ValidationError
+
+__all__ = [
+    "non_empty_str",
+    "non_negative_int",
+    "non_negative_number",
+    "optional_positive_int",
+    "optional_seconds",
+    "positive_int",
+    "str_dict",
+]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def non_empty_str(value: object, field: str) -> str:
+    """A non-empty ``str``."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{field} must be a non-empty string", field=field)
+    return value
+
+
+def positive_int(value: object, field: str) -> int:
+    """An ``int`` >= 1 (``bool`` is refused)."""
+    if not _is_int(value) or value < 1:  # type: ignore[operator]
+        raise ValidationError(f"{field} must be a positive integer", field=field)
+    return value  # type: ignore[return-value]
+
+
+def optional_positive_int(value: object, field: str) -> int | None:
+    """``None`` or an ``int`` >= 1."""
+    if value is not None and (not _is_int(value) or value < 1):  # type: ignore[operator]
+        raise ValidationError(f"{field} must be a positive integer or None", field=field)
+    return value  # type: ignore[return-value]
+
+
+def non_negative_int(value: object, field: str, *, hint: str = "") -> int:
+    """An ``int`` >= 0; ``hint`` is appended to the message (for example ``" (0 = all)"``)."""
+    if not _is_int(value) or value < 0:  # type: ignore[operator]
+        raise ValidationError(f"{field} must be a non-negative integer{hint}", field=field)
+    return value  # type: ignore[return-value]
+
+
+def non_negative_number(value: object, field: str) -> float:
+    """An ``int`` or ``float`` >= 0, as a float."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValidationError(f"{field} must be a non-negative number", field=field)
+    return float(value)
+
+
+def optional_seconds(value: float | timedelta | None, field: str) -> float | None:
+    """``None`` or a positive duration (seconds or a ``timedelta``), as seconds."""
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+        raise ValidationError(f"{field} must be a positive number of seconds or None", field=field)
+    return float(seconds)
+
+
+def str_dict(value: object, field: str = "metadata") -> dict[str, Any]:
+    """A copy of a mapping as a ``dict`` (``None`` gives ``{}``)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{field} must be a dict, got {type(value).__name__}", field=field)
+    return dict(value)

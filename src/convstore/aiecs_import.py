@@ -168,10 +168,6 @@ async def _import_list(
 ) -> None:
     session_key = key[len("conversation:") :]
     length = int(await source.llen(key))
-    if not await target.store.sessions.exists(session_key):
-        report.skip("messages", "no session or conversation session for this list", length)
-        progress.advance(length)
-        return
     marker = await target.activity_marker(session_key)
     raw_items: list[str] = []
     for start in range(0, length, 1000):
@@ -203,7 +199,7 @@ async def _import_list(
         )
     for start in range(0, len(batch), _CHUNK):
         chunk = batch[start : start + _CHUNK]
-        results = await target.store.messages.append_many(session_key, chunk)
+        results = await target.append_records(session_key, chunk)
         created = sum(1 for r in results if r.created)
         report.imported["messages"] += created
         if len(chunk) - created:
@@ -224,25 +220,25 @@ def _moment(value: object) -> datetime | None:
 async def _put_checkpoint(
     engine: ContextEngineStore, thread_id: str, checkpoint_id: str, data: dict[str, Any]
 ) -> bool:
-    return await engine._store_checkpoint(
+    return await engine.put_checkpoint_record(
         thread_id,
         checkpoint_id,
         data.get("data"),
         data.get("metadata") or {},
-        _moment(data.get("created_at")),
-        True,
+        created_at=_moment(data.get("created_at")),
+        only_if_absent=True,
     )
 
 
 async def _put_writes(engine: ContextEngineStore, thread_id: str, data: dict[str, Any]) -> bool:
     writes = data.get("writes") or []
-    return await engine._put_writes(
+    return await engine.put_writes_record(
         thread_id,
         str(data["checkpoint_id"]),
         str(data["task_id"]),
         [tuple(w) if isinstance(w, list) else w for w in writes],
-        _moment(data.get("created_at")),
-        True,
+        created_at=_moment(data.get("created_at")),
+        only_if_absent=True,
     )
 
 
@@ -293,7 +289,7 @@ async def import_aiecs(
             try:
                 if not isinstance(data, dict):
                     report.skip("conversation_sessions", "invalid JSON")
-                elif await engine.save_conversation_session(data, create_only=True) is None:
+                elif await engine.save_conversation_dict(data, create_only=True) is None:
                     report.skip("conversation_sessions", "already present")
                 else:
                     report.imported["conversation_sessions"] += 1
@@ -307,7 +303,7 @@ async def import_aiecs(
             data = _json(raw)
             if not isinstance(data, dict):
                 report.skip("task_contexts", "invalid JSON")
-            elif await engine._store_task_context(session_id, data, True):
+            elif await engine.put_task_context(session_id, data, only_if_absent=True):
                 report.imported["task_contexts"] += 1
             else:
                 report.skip("task_contexts", "already present")

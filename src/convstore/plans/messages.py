@@ -14,6 +14,7 @@ from convstore.models import AgentCommunicationMessage, MessageType, parse_choic
 from convstore.plans.config import StoreConfig
 from convstore.plans.indexes import cluster_index_sync, split_idx
 from convstore.plans.results import AppendResult, HistoryPage
+from convstore.plans.sessions import session_exists
 from convstore.plans.steps import Call, Plan, Run
 from convstore.plans.values import as_text, epoch_micros, ms_bound
 from convstore.validation import optional_positive_int
@@ -23,6 +24,7 @@ __all__ = [
     "append_messages",
     "clear",
     "count",
+    "decode_row",
     "delete_message",
     "history",
     "new_message_ids",
@@ -95,13 +97,17 @@ def append_messages(
     config: StoreConfig,
     key: str,
     messages: Iterable[AgentCommunicationMessage | Mapping[str, Any]],
+    *,
+    unsaved_ok: bool = False,
 ) -> Plan[list[AppendResult]]:
+    """Append atomically; ``unsaved_ok`` keeps messages of a session never saved (the
+    ContextEngine adapter's contract) instead of raising :class:`SessionNotFound`."""
     batch = list(messages)
     prepared = [
         _prepare(key, m, fresh) for m, fresh in zip(batch, new_message_ids(len(batch)), strict=True)
     ]
     if not prepared:  # nothing to write, but an unknown session is still an error
-        if not (yield Call(("EXISTS", config.keyspace.session(key).session))):
+        if not unsaved_ok and not (yield from session_exists(config, key)):
             raise SessionNotFound(key)
         return []
     keys, common = config.common(key)
@@ -109,6 +115,7 @@ def append_messages(
         *common,
         str(config.retention.max_messages or 0),
         str(config.retention.ms("max_age")),
+        "1" if unsaved_ok else "0",
     ]
     for message_id, ms, payload in prepared:
         args += (codec.encode_message_id(message_id), ms, payload)
@@ -123,7 +130,7 @@ def append_messages(
     ]
 
 
-def _entry(row: Sequence[Any]) -> dict[str, Any]:
+def decode_row(row: Sequence[Any]) -> dict[str, Any]:
     """A stream row (id, {stored message id: payload}) as a ContextEngine dict."""
     fields = row[1]
     if isinstance(fields, dict):
@@ -139,7 +146,7 @@ def _read(config: StoreConfig, key: str, command: tuple[Any, ...]) -> Plan[list[
     """Run one XRANGE/XREVRANGE; an empty answer is told apart from a missing session."""
     rows: list[Any] = yield Call(command)
     if not rows and not (yield Call(("EXISTS", config.keyspace.session(key).session))):
-        raise SessionNotFound(key)
+        raise SessionNotFound(key)  # (a session only appended to by the adapter has a hash)
     return rows
 
 
@@ -155,9 +162,9 @@ def history(
     start, end = ms_bound(since, "-", "since"), ms_bound(until, "+", "until")
     if limit is None:
         rows = yield from _read(config, key, ("XRANGE", stream, start, end))
-        return [_entry(r) for r in rows]
+        return [decode_row(r) for r in rows]
     rows = yield from _read(config, key, ("XREVRANGE", stream, end, start, "COUNT", limit))
-    return [_entry(r) for r in reversed(rows)]
+    return [decode_row(r) for r in reversed(rows)]
 
 
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
@@ -173,7 +180,7 @@ def page(config: StoreConfig, key: str, before: str | None, limit: int) -> Plan[
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = as_text(rows[-1][0]) if more else None
-    return HistoryPage([_entry(r) for r in reversed(rows)], cursor)
+    return HistoryPage([decode_row(r) for r in reversed(rows)], cursor)
 
 
 #: Routing keys every stored agent message carries; entries without them are plain messages.
@@ -199,7 +206,7 @@ def agent_messages(
     while limit is None or len(found) < limit:
         rows = yield from _read(config, key, ("XREVRANGE", stream, end, "-", "COUNT", chunk))
         for row in rows:
-            entry = _entry(row)
+            entry = decode_row(row)
             meta = entry["metadata"]
             if not _AGENT_KEYS <= meta.keys() or (
                 sender_id is not None and meta["sender_id"] != sender_id

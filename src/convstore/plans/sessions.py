@@ -108,7 +108,12 @@ def get_session(config: StoreConfig, key: str) -> Plan[ConversationSession | Non
 
 
 def session_exists(config: StoreConfig, key: str) -> Plan[bool]:
-    return bool((yield Call(("EXISTS", config.keyspace.session(key).session))))
+    """True when a session record is stored under ``key``.
+
+    A key the ContextEngine adapter only appended to has a hash (counters) but no record:
+    it is not a session until one is saved.
+    """
+    return bool((yield Call(("HEXISTS", config.keyspace.session(key).session, "rec"))))
 
 
 def touch_session(config: StoreConfig, key: str) -> Plan[datetime]:

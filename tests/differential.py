@@ -22,6 +22,8 @@ DELIBERATE: dict[str, str] = {
     "writes_tuples": "get_writes returns tuples as declared (List[tuple]); the values inside are JSON-shaped",
     "message_id_in_metadata": "every stored message carries metadata['message_id']",
     "compaction_keeps_messages": "compression never deletes a stored message (the reference deleted them)",
+    "compaction_chronological": "after compaction the history stays oldest first and later appends come last (the reference read it back reversed)",
+    "compaction_keeps_metadata": "messages kept by compaction keep their metadata (the reference rebuilt them without it)",
     "counts_whole_history": "compression counts the whole history, not the first 50 messages",
 }
 

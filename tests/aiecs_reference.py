@@ -56,7 +56,11 @@ CORE_MODULES = (
     "aiecs.infrastructure.persistence.permanent_backend_factory",
 )
 MEMORY_MODULES = ("aiecs.domain.agent.memory.conversation",)
-PLUGIN_MODULES = ("aiecs.domain.agent.plugins.builtin.memory_plugin",)
+PLUGIN_MODULES = (
+    "aiecs.domain.agent.plugins.models",
+    "aiecs.domain.agent.plugins.context",
+    "aiecs.domain.agent.plugins.builtin.memory_plugin",
+)
 
 
 class ReferenceUnavailable(RuntimeError):

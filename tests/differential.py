@@ -18,6 +18,7 @@ DELIBERATE: dict[str, str] = {
     "dicts_not_objects": "history / task context are returned as dicts, not ConversationMessage / TaskContext objects",
     "trim_newest": "the conversation_limit cap keeps the newest messages (reference kept the oldest and dropped new ones)",
     "filter_before_limit": "get_agent_conversation_history applies message_types before limit",
+    "task_context_trackers_kept": "get_task_context returns the stored file_tracker / model_tracker (the reference's read dropped them)",
     "task_context_true": "store_task_context returns True once stored (reference always returned False)",
     "writes_tuples": "get_writes returns tuples as declared (List[tuple]); the values inside are JSON-shaped",
     "message_id_in_metadata": "every stored message carries metadata['message_id']",

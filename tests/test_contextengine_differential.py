@@ -140,13 +140,19 @@ async def test_json_shaped_values(pair: Pair) -> None:
         {"when": when, "pair": (1, 2), "nested": {"at": when}},
         values=True,
     )
-    await p.compare(
+    r, o = await p.compare(
         "history with datetime/tuple metadata",
         "get_conversation_history",
         "j",
         0,
         adjust=no_ids,
         deliberate="message_id_in_metadata",
+    )
+    p.diff.check(
+        "datetime/tuple metadata values (the reference's JSON)",
+        r[0].metadata,
+        no_ids(o)[0]["metadata"] if isinstance(o, list) and o else o,
+        values=True,
     )
     p.diff.done()
 

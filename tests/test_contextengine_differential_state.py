@@ -10,13 +10,28 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pytest
 
-from differential import COUNTS, lists_of_tuples_as_lists
+from differential import COUNTS, lists_of_tuples_as_lists, normalise
 from differential_pair import Pair, add_messages, pair_fixture, private_server_fixture  # noqa: F401
 
 pytestmark = pytest.mark.aiecs
+
+
+def data_of(checkpoint: Any) -> Any:
+    """A checkpoint's data and metadata: deterministic values the reference JSON-encoded."""
+    if isinstance(checkpoint, dict):
+        return {"data": checkpoint.get("data"), "metadata": checkpoint.get("metadata")}
+    return checkpoint
+
+
+def trackers_cleared(context: Any) -> Any:
+    """The task context as the reference reads it back: its trackers are not restored."""
+    if isinstance(context, dict):
+        return {**context, "file_tracker": {}, "model_tracker": []}
+    return context
 
 
 @dataclass
@@ -41,7 +56,8 @@ async def test_checkpoints_and_writes(pair: Pair) -> None:
     await p.compare(
         "store_checkpoint datetime", "store_checkpoint", "t1", "c2", {"when": when}, values=True
     )
-    await p.compare("get_checkpoint datetime", "get_checkpoint", "t1", "c2")
+    r, o = await p.compare("get_checkpoint datetime", "get_checkpoint", "t1", "c2")
+    p.diff.check("get_checkpoint datetime values", data_of(r), data_of(o), values=True)
     await p.compare(
         "store_checkpoint dataclass+set",
         "store_checkpoint",
@@ -51,11 +67,13 @@ async def test_checkpoints_and_writes(pair: Pair) -> None:
         {"meta_point": Point(3, 4)},
         values=True,
     )
-    await p.compare("get_checkpoint dataclass+set", "get_checkpoint", "t1", "c3")
+    r, o = await p.compare("get_checkpoint dataclass+set", "get_checkpoint", "t1", "c3")
+    p.diff.check("get_checkpoint dataclass+set values", data_of(r), data_of(o), values=True)
     await p.compare(
         "store_checkpoint tuple", "store_checkpoint", "t1", "c4", {"pair": (1, 2)}, values=True
     )
-    await p.compare("get_checkpoint tuple", "get_checkpoint", "t1", "c4")
+    r, o = await p.compare("get_checkpoint tuple", "get_checkpoint", "t1", "c4")
+    p.diff.check("get_checkpoint tuple values", data_of(r), data_of(o), values=True)
     await p.compare("put_checkpoint", "put_checkpoint", "t1", "c5", {"z": None}, values=True)
     await p.compare("get_checkpoint latest", "get_checkpoint", "t1")
     await p.compare("list_checkpoints limit=2", "list_checkpoints", "t1", 2)
@@ -122,7 +140,19 @@ async def test_task_context(pair: Pair) -> None:
         deliberate="task_context_true",
         expect=True,
     )
-    await p.compare("get_task_context after store", "get_task_context", "tc")
+    r, o = await p.compare(
+        "get_task_context after store",
+        "get_task_context",
+        "tc",
+        deliberate="task_context_trackers_kept",
+        adjust=trackers_cleared,
+    )
+    p.diff.check(
+        "task context values after store",
+        {k: normalise(r).get(k) for k in ("metadata", "context_history")},
+        {k: o.get(k) for k in ("metadata", "context_history")} if isinstance(o, dict) else o,
+        values=True,
+    )
     await p.compare("get_task_context unknown", "get_task_context", "nope", values=True)
     p.diff.done()
 

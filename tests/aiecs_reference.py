@@ -6,10 +6,11 @@ loader instead:
 
 1. downloads the wheel once with ``pip download --no-deps aiecs==2.2.0`` into
    ``~/.cache/convstore-tests/`` (``CONVSTORE_TEST_CACHE`` overrides it) and unpacks it there;
-2. puts a finder in front of ``sys.meta_path`` that serves every ``aiecs.*`` *package* as an
-   empty stub module whose ``__path__`` is the wheel's directory, and every ``aiecs.*``
-   *module* from the wheel's own file. So only the modules a test imports, and the ones they
-   import, ever run. ``aiecs.llm`` is the one stub with content: it re-exports ``LLMMessage``
+2. inside ``with loaded(...)``, puts a finder in front of ``sys.meta_path`` that serves every
+   ``aiecs.*`` *package* as an empty stub module whose ``__path__`` is the wheel's directory,
+   and every ``aiecs.*`` *module* from the wheel's own file. So only the modules a test
+   imports, and the ones they import, ever run; on exit the finder and the loaded modules are
+   removed again, so no other test sees an ``aiecs`` package. ``aiecs.llm`` is the one stub with content: it re-exports ``LLMMessage``
    and ``LLMResponse`` from the real ``aiecs.llm.clients.base_client`` (its ``__init__`` would
    import every LLM SDK).
 
@@ -21,7 +22,7 @@ fails under ``CI``/``CONVSTORE_REQUIRE_REDIS`` and is skipped elsewhere, with th
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -32,10 +33,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -169,58 +171,44 @@ class Reference:
         return self.modules["aiecs.domain.context.compression.policy"]
 
 
-def _install(root: Path) -> None:
-    loaded = sys.modules.get("aiecs")
-    if loaded is not None and not getattr(loaded, "__stub__", False):
-        raise ReferenceUnavailable(
-            f"a different aiecs is already imported ({getattr(loaded, '__file__', loaded)})"
-        )
-    if not any(isinstance(f, _WheelFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _WheelFinder(root))
+def _is_aiecs(name: str) -> bool:
+    return name == "aiecs" or name.startswith("aiecs.")
 
 
-def _load(names: tuple[str, ...]) -> dict[str, ModuleType]:
-    root = unpacked_root()
-    _install(root)
-    modules: dict[str, ModuleType] = {}
-    for name in names:
-        try:
-            modules[name] = importlib.import_module(name)
-        except ImportError as exc:
-            raise ReferenceUnavailable(f"cannot load {name} from the aiecs wheel: {exc}") from exc
-    return modules
+def _unavailable(reason: str) -> NoReturn:
+    message = f"aiecs {AIECS_VERSION} reference unavailable: {reason}"
+    if REQUIRE:
+        pytest.fail(message + " (required: CI or CONVSTORE_REQUIRE_REDIS is set)", pytrace=False)
+    pytest.skip(message)
 
 
-@functools.cache
-def _cached(names: tuple[str, ...]) -> Reference | str:
+@contextlib.contextmanager
+def loaded(names: tuple[str, ...]) -> Iterator[Reference]:
+    """The reference modules ``names`` (and what they import), for the ``with`` block only.
+
+    Afterwards the finder is removed and every ``aiecs.*`` module it loaded is dropped from
+    ``sys.modules`` (whatever was there before is put back), so no other test sees them.
+    Fails in CI and skips elsewhere when the wheel cannot be had.
+    """
     try:
-        return Reference(unpacked_root(), _load(names))
+        root = unpacked_root()
     except ReferenceUnavailable as exc:
-        return str(exc)
-
-
-def _require(names: tuple[str, ...]) -> Reference:
-    result = _cached(names)
-    if isinstance(result, str):
-        message = f"aiecs {AIECS_VERSION} reference unavailable: {result}"
-        if REQUIRE:
-            pytest.fail(
-                message + " (required: CI or CONVSTORE_REQUIRE_REDIS is set)", pytrace=False
-            )
-        pytest.skip(message)
-    return result
-
-
-def reference() -> Reference:
-    """ContextEngine and the modules it imports (fails in CI / skips elsewhere if unavailable)."""
-    return _require(CORE_MODULES)
-
-
-def memory_reference() -> Reference:
-    """Also aiecs's ConversationMemory."""
-    return _require(CORE_MODULES + MEMORY_MODULES)
-
-
-def plugin_reference() -> Reference:
-    """Also aiecs's builtin MemoryPlugin (needs pydantic and pyyaml)."""
-    return _require(CORE_MODULES + MEMORY_MODULES + PLUGIN_MODULES)
+        _unavailable(str(exc))
+    saved = {k: v for k, v in sys.modules.items() if _is_aiecs(k)}
+    for name in saved:
+        del sys.modules[name]
+    finder = _WheelFinder(root)
+    sys.meta_path.insert(0, finder)
+    try:
+        modules: dict[str, ModuleType] = {}
+        for name in names:
+            try:
+                modules[name] = importlib.import_module(name)
+            except ImportError as exc:
+                _unavailable(f"cannot load {name} from the aiecs wheel: {exc}")
+        yield Reference(root, modules)
+    finally:
+        sys.meta_path.remove(finder)
+        for name in [k for k in sys.modules if _is_aiecs(k)]:
+            del sys.modules[name]
+        sys.modules.update(saved)

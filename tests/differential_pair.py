@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from aiecs_reference import Reference, reference
+from aiecs_reference import CORE_MODULES, Reference, loaded
 from convstore.contextengine import ContextEngineStore
 from differential import Diff, Raised, outcome
 from servers import ServerProcess, start_server
@@ -84,7 +84,6 @@ def private_server_fixture(tmp_path: Path) -> Iterator[ServerProcess]:
 async def pair_fixture(
     private_server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Pair]:
-    aiecs = reference()
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)  # the reference's TaskContext writes ./tasks/
@@ -92,19 +91,19 @@ async def pair_fixture(
     monkeypatch.setenv("REDIS_PORT", str(private_server.port))
     monkeypatch.setenv("REDIS_DB", "0")
     monkeypatch.delenv("REDIS_PASSWORD", raising=False)
-    ref = aiecs.context_engine.ContextEngine()
-    assert await ref.initialize() is True, "the reference did not reach its private server"
-    ours = ContextEngineStore(url=private_server.url, namespace=f"ce-{uuid.uuid4().hex[:10]}")
-    await ours.initialize()
-    diff = Diff()
-    try:
-        yield Pair(ref, ours, diff, aiecs)
-        # Every comparison must have gone through the reference's Redis path.
-        assert not ref._memory_sessions and not ref._memory_conversations
-        assert not ref._memory_contexts and not ref._memory_checkpoints
-    finally:
-        await ref.close()
-        await ours.close()
+    with loaded(CORE_MODULES) as aiecs:
+        ref = aiecs.context_engine.ContextEngine()
+        assert await ref.initialize() is True, "the reference did not reach its private server"
+        ours = ContextEngineStore(url=private_server.url, namespace=f"ce-{uuid.uuid4().hex[:10]}")
+        try:
+            await ours.initialize()
+            yield Pair(ref, ours, Diff(), aiecs)
+            # Every comparison must have gone through the reference's Redis path.
+            assert not ref._memory_sessions and not ref._memory_conversations
+            assert not ref._memory_contexts and not ref._memory_checkpoints
+        finally:
+            await ref.close()
+            await ours.close()
 
 
 def contents(messages: Any) -> list[str]:

@@ -11,7 +11,7 @@ namespace and deletes its own keys afterwards.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 
-from aiecs_reference import Reference, memory_reference, plugin_reference
+from aiecs_reference import CORE_MODULES, MEMORY_MODULES, PLUGIN_MODULES, Reference, loaded
 from conftest import REDIS_URL, require_real_redis
 from convstore.contextengine import ContextEngineStore
 from differential_pair import FakeLLM
@@ -30,6 +30,13 @@ TURNS = [("q1", "a1"), ("q2", "a2"), ("q3", "a3")]
 EXPECTED = [(role, text) for q, a in TURNS for role, text in (("user", q), ("assistant", a))]
 
 EngineFactory = Callable[..., ContextEngineStore]
+
+
+@pytest.fixture
+def aiecs() -> Iterator[Reference]:
+    """aiecs's ConversationMemory and MemoryPlugin (and the engine modules), for one test."""
+    with loaded(CORE_MODULES + MEMORY_MODULES + PLUGIN_MODULES) as reference:
+        yield reference
 
 
 @pytest.fixture
@@ -63,8 +70,9 @@ async def three_turns(memory: Any, session_id: str) -> None:
     assert memory._sessions == {}, "ConversationMemory fell back to process memory"
 
 
-async def test_conversation_memory_survives_a_restart(engines: EngineFactory) -> None:
-    aiecs = memory_reference()
+async def test_conversation_memory_survives_a_restart(
+    aiecs: Reference, engines: EngineFactory
+) -> None:
     memory_cls = aiecs["aiecs.domain.agent.memory.conversation"].ConversationMemory
     engine = engines()
     await engine.initialize()
@@ -80,10 +88,11 @@ async def test_conversation_memory_survives_a_restart(engines: EngineFactory) ->
 
 
 @pytest.mark.parametrize("via", ["llm_client", "summarizer"])
-async def test_compression_keeps_every_original_message(engines: EngineFactory, via: str) -> None:
+async def test_compression_keeps_every_original_message(
+    aiecs: Reference, engines: EngineFactory, via: str
+) -> None:
     """Summarize with aiecs's llm_client interface, or with a plain async summarizer callable
     (``summarizer=``: a sequence of ``{role, content, ...}`` dicts in, the summary text out)."""
-    aiecs = memory_reference()
     memory_cls = aiecs["aiecs.domain.agent.memory.conversation"].ConversationMemory
     config = aiecs.context_engine.CompressionConfig(strategy="summarize", keep_recent=2)
     llm = FakeLLM()
@@ -159,8 +168,7 @@ async def run_turns(aiecs: Reference, agent: FakeAgent) -> Any:
     return plugin
 
 
-async def test_memory_plugin_survives_a_restart(engines: EngineFactory) -> None:
-    aiecs = plugin_reference()
+async def test_memory_plugin_survives_a_restart(aiecs: Reference, engines: EngineFactory) -> None:
     engine = engines()
     await engine.initialize()
     await run_turns(aiecs, FakeAgent("agent-1", engine, agent_config()))
@@ -176,9 +184,9 @@ async def test_memory_plugin_survives_a_restart(engines: EngineFactory) -> None:
 
 
 async def test_memory_plugin_compression_keeps_every_original_message(
+    aiecs: Reference,
     engines: EngineFactory,
 ) -> None:
-    aiecs = plugin_reference()
     policy = aiecs.policy.CompressionPolicy(
         enabled=True, auto_compact_threshold_tokens=1, preserve_recent=2
     )

@@ -26,6 +26,7 @@ DELIBERATE: dict[str, str] = {
     "compaction_chronological": "after compaction the history stays oldest first and later appends come last (the reference read it back reversed)",
     "compaction_keeps_metadata": "messages kept by compaction keep their metadata (the reference rebuilt them without it)",
     "counts_whole_history": "compression counts the whole history, not the first 50 messages",
+    "compaction_summary_entry": "a token-based compaction (compress_on_append_if_needed) shows one summary entry tagged {type: summary, summarized_count} like compress_conversation's, not aiecs's boundary-marker message plus an untagged summary (the boundary lives in the session hash)",
 }
 
 

@@ -10,9 +10,11 @@ namespace and deletes its own keys afterwards.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -201,3 +203,43 @@ async def test_memory_plugin_compression_keeps_every_original_message(
     assert view[-1]["content"] == "a3"
     stored = await engine.store.messages.history("chat-3")
     assert [(m["role"], m["content"]) for m in stored] == EXPECTED
+
+
+README_RECIPE = re.search(
+    r"```python aiecs\n(.*?)```",
+    (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8"),
+    flags=re.S,
+)
+
+
+async def test_readme_recipe_installs_into_the_real_aiecs_singleton(
+    aiecs: Reference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's aiecs recipe, run as written against aiecs's own context_engine_client: the
+    application singleton is then the convstore engine, and a ConversationMemory built on
+    ``get_context_engine()`` persists to Redis."""
+    require_real_redis()
+    assert README_RECIPE is not None, "README has no ```python aiecs block"
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    client_module = aiecs["aiecs.infrastructure.persistence.context_engine_client"]
+    scope: dict[str, Any] = {}
+    exec(compile(README_RECIPE.group(1), "README.md", "exec"), scope)
+    engine = scope["engine"]
+    assert isinstance(engine, ContextEngineStore)
+    try:
+        assert client_module.get_context_engine() is engine
+        assert await client_module.initialize_context_engine() is engine  # aiecs.main's call
+        assert client_module.is_context_engine_initialized()
+        memory_cls = aiecs["aiecs.domain.agent.memory.conversation"].ConversationMemory
+        session_id = f"recipe-{uuid.uuid4().hex[:12]}"
+        await three_turns(
+            memory_cls(agent_id="a", context_engine=client_module.get_context_engine()),
+            session_id,
+        )
+        history = await engine.store.messages.history(session_id)
+        assert [(m["role"], m["content"]) for m in history] == EXPECTED
+        await engine.store.sessions.delete(session_id)  # only this test's keys
+        await client_module.close_context_engine()  # aiecs closes it on shutdown
+        assert client_module.get_context_engine() is None
+    finally:
+        await engine.close()

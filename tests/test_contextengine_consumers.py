@@ -172,12 +172,34 @@ async def test_results_are_json_shaped_like_the_reference(ce: ContextEngineStore
         json.dumps(value)
 
 
-async def test_native_store_keeps_typed_values(
-    ce: ContextEngineStore, astore: AsyncConversationStore
-) -> None:
+async def test_naive_datetimes_stay_naive_as_in_the_reference(ce: ContextEngineStore) -> None:
+    naive = datetime(2024, 5, 6, 7, 8, 9)
+    await ce.add_conversation_message("s", "user", "hi", {"at": naive})
+    await ce.store_checkpoint("s", "c1", {"at": naive})
+    [message] = await ce.get_conversation_history("s")
+    assert message["metadata"]["at"] == "2024-05-06T07:08:09"
+    checkpoint = await ce.get_checkpoint("s", "c1")
+    assert checkpoint is not None and checkpoint["data"] == {"at": "2024-05-06T07:08:09"}
+
+
+async def test_native_store_keeps_typed_values(astore: AsyncConversationStore) -> None:
+    """What the native API writes keeps its types; the adapter stores the reference's JSON."""
     moment = datetime(2024, 1, 2, tzinfo=UTC)
-    await ce.create_session("s", "u")
-    await ce.add_conversation_message("s", "user", "hi", {"at": moment, "raw": b"x"})
+    await astore.sessions.save(
+        ConversationSession(
+            "s",
+            [
+                ConversationParticipant("u", "user"),
+                ConversationParticipant("m", "master_controller"),
+            ],
+            "user_to_mc",
+            moment,
+            moment,
+        )
+    )
+    await astore.messages.append(
+        "s", {"role": "user", "content": "hi", "metadata": {"at": moment, "raw": b"x"}}
+    )
     [entry] = await astore.messages.history("s")
     assert entry["metadata"]["at"] == moment and entry["metadata"]["raw"] == b"x"
 

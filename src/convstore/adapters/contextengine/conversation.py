@@ -7,7 +7,7 @@ from typing import Any
 
 from convstore import codec, plans
 from convstore.adapters.contextengine.compression import CompressionMethods
-from convstore.adapters.contextengine.shapes import naive_iso, to_json
+from convstore.adapters.contextengine.shapes import json_in, naive_iso, to_json
 from convstore.errors import SessionNotFound, ValidationError
 from convstore.models import AgentCommunicationMessage, utc_now
 from convstore.plans import contextengine as cep
@@ -59,7 +59,7 @@ class ConversationMethods(CompressionMethods):
                 "strategy must be a str, a tuple of str or None", field="strategy"
             )
         non_empty_str(session_id, "session_id")
-        meta = str_dict(metadata)
+        meta = json_in(str_dict(metadata))
         codec.check_storable(meta, "metadata")
         await self._append(
             session_id,
@@ -119,7 +119,7 @@ class ConversationMethods(CompressionMethods):
             content=content,
             message_type=message_type,
             timestamp=utc_now(),
-            metadata=str_dict(metadata),
+            metadata=json_in(str_dict(metadata)),
         )
         await self._append(session_key, message)
         return True
@@ -138,9 +138,7 @@ class ConversationMethods(CompressionMethods):
         if message_types is not None:
             if isinstance(message_types, str) or not all(isinstance(t, str) for t in message_types):
                 raise ValidationError("message_types must be a list of str", field="message_types")
-            if not message_types:
-                return []
-        wanted = None if message_types is None else set(message_types)
+        wanted = set(message_types) if message_types else None  # [] filters nothing, as in aiecs
         found: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:

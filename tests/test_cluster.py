@@ -134,3 +134,13 @@ async def test_async_cluster_store(cluster_port: int, make_session: SessionFacto
     assert [s.session_id for s in (await store.sessions.list()).items] == ["async one"]
     assert await store.sessions.delete(key)
     await client.aclose()
+
+
+async def test_server_info_sees_cluster_mode(cluster_port: int) -> None:
+    client = redis.cluster.RedisCluster(host="127.0.0.1", port=cluster_port)
+    info = ConversationStore(client, namespace="cluster-info").server_info()
+    assert info.cluster and info.mode == "cluster" and info.name == "redis"
+    client.close()
+    aclient = redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=cluster_port)
+    assert await AsyncConversationStore(aclient, namespace="cluster-info").server_info() == info
+    await aclient.aclose()

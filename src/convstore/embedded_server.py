@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import IO, Literal
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from convstore.errors import ConfigurationError, StoreUnavailable
 
@@ -107,10 +109,17 @@ def _is_valkey(pid: int) -> bool:
         return _process_alive(pid)
 
 
+def _client(record: ServerRecord, *, timeout: float) -> redis.Redis:
+    """A one-off client that fails at once (no retries): the callers decide what failure means."""
+    return redis.Redis(
+        unix_socket_path=record.socket, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
+
+
 def _answers(record: ServerRecord) -> bool:
     """True when the server on the socket is the recorded process and serves commands."""
     try:
-        with redis.Redis(unix_socket_path=record.socket, socket_timeout=5.0) as probe:
+        with _client(record, timeout=5.0) as probe:
             info = probe.info("server")
             probe.ping()  # refused with LOADING while the append-only file replays
     except (redis.exceptions.RedisError, OSError):
@@ -218,7 +227,7 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 def _stop(record: ServerRecord) -> None:
     """SHUTDOWN (the append-only file is flushed and fsynced), then wait for the pid to go."""
     try:
-        with redis.Redis(unix_socket_path=record.socket, socket_timeout=STOP_TIMEOUT) as client:
+        with _client(record, timeout=STOP_TIMEOUT) as client:
             client.shutdown()
     except (redis.exceptions.RedisError, OSError):
         pass  # already gone; the pid check below decides

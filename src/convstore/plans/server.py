@@ -91,6 +91,8 @@ def parse_hello(reply: Any) -> dict[str, Any]:
     for field in ("server", "version"):
         if field not in found:
             raise UnexpectedReply(f"HELLO reply has no {field!r} field: {sorted(found)}")
+    _text(found["server"], "HELLO server")
+    parse_version(found["version"], "HELLO version")  # garbage is refused before INFO is asked
     return found
 
 
@@ -145,7 +147,7 @@ def describe(hello: Mapping[str, Any], info: Mapping[str, Any] | None) -> Server
 
 def server_info(config: StoreConfig) -> Plan[ServerInfo]:
     """Ask the server who it is (HELLO, then INFO unless it is fakeredis)."""
-    hello = parse_hello((yield Call(("HELLO",))))
+    hello = parse_hello((yield Call(("HELLO",), any_node=True)))
     if _text(hello["server"], "HELLO server").strip().lower() == FAKEREDIS:
         return describe(hello, None)
-    return describe(hello, parse_info((yield Call(("INFO",)))))
+    return describe(hello, parse_info((yield Call(("INFO",), any_node=True))))

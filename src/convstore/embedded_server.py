@@ -37,7 +37,7 @@ from redis.retry import Retry
 
 from convstore.errors import ConfigurationError, StoreUnavailable
 
-__all__ = ["Attachment", "ServerRecord", "attach", "valkey_binary"]
+__all__ = ["Attachment", "ServerRecord", "attach", "process_alive", "valkey_binary"]
 
 LOCK_FILE = "server.lock"
 CLIENTS_DIR = "clients"
@@ -86,7 +86,7 @@ class ServerRecord:
         return f"unix://{self.socket}"
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """True when ``pid`` runs and is not a zombie (an exited, unreaped server is dead)."""
     try:
         os.kill(pid, 0)
@@ -106,7 +106,7 @@ def _is_valkey(pid: int) -> bool:
     try:
         return b"valkey-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return _process_alive(pid)
+        return process_alive(pid)
 
 
 def _client(record: ServerRecord, *, timeout: float) -> redis.Redis:
@@ -203,7 +203,7 @@ def _start(root: Path, fsync: Fsync) -> ServerRecord:
             record = ServerRecord(int(pid_file.read_text()), socket_path, binary)
             if _answers(record):
                 return record
-            if not _process_alive(record.pid):
+            if not process_alive(record.pid):
                 raise StoreUnavailable(f"the Valkey server on {root} exited: {_log_tail(root)}")
         if time.monotonic() > deadline:
             raise StoreUnavailable(f"the Valkey server on {root} did not answer in time")
@@ -217,7 +217,7 @@ def _log_tail(root: Path) -> str:
 
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while _process_alive(pid):
+    while process_alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
@@ -241,7 +241,7 @@ def _live_clients(root: Path) -> list[Path]:
     live = []
     for entry in (root / CLIENTS_DIR).iterdir():
         pid_text = entry.name.split("-", 1)[0]
-        if pid_text.isdigit() and _process_alive(int(pid_text)):
+        if pid_text.isdigit() and process_alive(int(pid_text)):
             live.append(entry)
         else:
             entry.unlink(missing_ok=True)
@@ -273,7 +273,7 @@ class Attachment:
             if _live_clients(self.root):
                 return
             record = _read(handle)
-            if record is not None and _process_alive(record.pid):
+            if record is not None and process_alive(record.pid):
                 _stop(record)
             _write(handle, None)
 
@@ -297,13 +297,13 @@ def attach(path: str | os.PathLike[str], *, fsync: Fsync = "always") -> Attachme
 
 def _recover(root: Path, record: ServerRecord) -> ServerRecord | None:
     """The recorded server does not answer: wait while it is alive (loading), else drop it."""
-    if not (_process_alive(record.pid) and _is_valkey(record.pid)):
+    if not (process_alive(record.pid) and _is_valkey(record.pid)):
         return None  # stale lock: the server died; a new one replays its append-only file
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if _answers(record):
             return record
-        if not _process_alive(record.pid):
+        if not process_alive(record.pid):
             return None
         time.sleep(0.05)
     raise StoreUnavailable(

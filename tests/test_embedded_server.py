@@ -267,3 +267,17 @@ def test_path_and_fake_server_together_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigurationError, match="not both"):
         ConversationStore.embedded(server=fakeredis.FakeServer(), path=tmp_path)
+
+
+def test_demo_with_a_path_shows_data_surviving_a_second_run(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from convstore.cli import main as cli_main
+
+    assert cli_main(["demo", "--path", str(data_dir)]) == 0
+    assert "kept from an earlier run: 0 sessions, 0 messages" in capsys.readouterr().out
+    assert cli_main(["demo", "--path", str(data_dir)]) == 0
+    second = capsys.readouterr().out
+    assert f"persistent embedded Valkey server in {data_dir}" in second
+    assert "kept from an earlier run: 4 sessions, 9 messages" in second
+    assert recorded(data_dir) is None  # the demo's store closed and stopped the server

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -139,6 +138,8 @@ def _socket_path(root: Path) -> str:
 @contextlib.contextmanager
 def _locked(root: Path) -> Iterator[IO[str]]:
     """The lock file, opened and held with an exclusive ``flock`` (released on close)."""
+    import fcntl  # POSIX only: importing convstore must still work on Windows
+
     with open(root / LOCK_FILE, "a+", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield handle

@@ -92,12 +92,15 @@ class _Store:
         max_age: Seconds = None,
         ttl: Seconds = None,
         path: str | os.PathLike[str] | None = None,
+        appendfsync: embedded_server.Fsync = "always",
     ) -> Self:
         """An in-process Redis (needs ``convstore[embedded]``); nothing leaves the process.
 
         With ``path``: a real Valkey server kept by the library, its data in an append-only
         file under ``path`` (needs ``convstore[server]``); stores on one path share it and
-        the last one to close stops it. See :mod:`convstore.embedded_server`.
+        the last one to close stops it. ``appendfsync`` applies when this call starts the
+        server: ``"always"`` (an acknowledged write is on disk) or ``"everysec"``. See
+        :mod:`convstore.embedded_server`.
         """
         if path is None:
             client = connections.embedded_client(use_async=cls._async, server=server)
@@ -106,7 +109,7 @@ class _Store:
             )
         if server is not None:
             raise ConfigurationError("embedded() takes a fakeredis server or a path, not both")
-        attachment = embedded_server.attach(path)
+        attachment = embedded_server.attach(path, fsync=appendfsync)
         try:
             client = connections.client_from_url(attachment.url, use_async=cls._async)
             store = cls(

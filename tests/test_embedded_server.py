@@ -26,6 +26,7 @@ from convstore import (
     ConversationParticipant,
     ConversationSession,
     ConversationStore,
+    ValidationError,
     utc_now,
 )
 from convstore import embedded_server as es
@@ -281,3 +282,17 @@ def test_demo_with_a_path_shows_data_surviving_a_second_run(
     assert f"persistent embedded Valkey server in {data_dir}" in second
     assert "kept from an earlier run: 4 sessions, 9 messages" in second
     assert recorded(data_dir) is None  # the demo's store closed and stopped the server
+
+
+def test_appendfsync_is_checked_and_applied(data_dir: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"path=\.\.\.\) only"):
+        ConversationStore.embedded(appendfsync="everysec")
+    with pytest.raises(
+        ValidationError, match=r"appendfsync must be one of \['always', 'everysec'\]"
+    ):
+        ConversationStore.embedded(path=data_dir, appendfsync="no")  # type: ignore[arg-type]
+    assert not (data_dir / es.CLIENTS_DIR).exists()  # refused before anything was touched
+    with ConversationStore.embedded(path=data_dir, appendfsync="everysec") as store:
+        assert store.client.config_get("appendfsync") == {b"appendfsync": b"everysec"}
+        pid = server_pid(data_dir)
+    wait_gone(pid)

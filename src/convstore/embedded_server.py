@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, Literal
 
@@ -35,6 +36,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from convstore.errors import ConfigurationError, StoreUnavailable
+from convstore.models import parse_choice
 
 __all__ = ["Attachment", "ServerRecord", "attach", "process_alive", "valkey_binary"]
 
@@ -48,6 +50,13 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
 Fsync = Literal["always", "everysec"]
+
+
+class _FsyncPolicy(StrEnum):
+    """The ``appendfsync`` values offered (``no`` is not: it leaves flushing to the OS)."""
+
+    ALWAYS = "always"
+    EVERYSEC = "everysec"
 
 
 def valkey_binary() -> str:
@@ -170,7 +179,7 @@ def _quoted(value: str) -> str:
     return json.dumps(value)  # double quotes with backslash escapes: what valkey.conf reads
 
 
-def _start(root: Path, fsync: Fsync) -> ServerRecord:
+def _start(root: Path, fsync: _FsyncPolicy) -> ServerRecord:
     """Start a daemonized server on ``root``; it replays the append-only file found there."""
     binary = valkey_binary()
     socket_path = _socket_path(root)
@@ -183,7 +192,7 @@ def _start(root: Path, fsync: Fsync) -> ServerRecord:
         "unixsocketperm": "700",
         "dir": _quoted(str(root)),
         "appendonly": "yes",
-        "appendfsync": fsync,
+        "appendfsync": fsync.value,
         "save": '""',  # no RDB snapshots: the append-only file is the data
         "daemonize": "yes",
         "pidfile": _quoted(str(pid_file)),
@@ -281,6 +290,7 @@ class Attachment:
 
 def attach(path: str | os.PathLike[str], *, fsync: Fsync = "always") -> Attachment:
     """Attach to the server of ``path``, starting it (or replacing a dead one) when needed."""
+    policy = parse_choice(fsync, _FsyncPolicy, "appendfsync")
     root = Path(path).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     (root / CLIENTS_DIR).mkdir(exist_ok=True)
@@ -289,7 +299,7 @@ def attach(path: str | os.PathLike[str], *, fsync: Fsync = "always") -> Attachme
         if record is not None and not _answers(record):
             record = _recover(root, record)
         if record is None:
-            record = _start(root, fsync)
+            record = _start(root, policy)
             _write(handle, record)
         client_file = root / CLIENTS_DIR / f"{os.getpid()}-{uuid.uuid4().hex}"
         client_file.touch()

@@ -92,24 +92,27 @@ class _Store:
         max_age: Seconds = None,
         ttl: Seconds = None,
         path: str | os.PathLike[str] | None = None,
-        appendfsync: embedded_server.Fsync = "always",
+        appendfsync: embedded_server.Fsync | None = None,
     ) -> Self:
         """An in-process Redis (needs ``convstore[embedded]``); nothing leaves the process.
 
         With ``path``: a real Valkey server kept by the library, its data in an append-only
         file under ``path`` (needs ``convstore[server]``); stores on one path share it and
-        the last one to close stops it. ``appendfsync`` applies when this call starts the
-        server: ``"always"`` (an acknowledged write is on disk) or ``"everysec"``. See
+        the last one to close stops it. ``appendfsync`` (with ``path`` only) applies when this
+        call starts the server: ``"always"`` (the default: an acknowledged write is on disk)
+        or ``"everysec"``. See
         :mod:`convstore.embedded_server`.
         """
         if path is None:
+            if appendfsync is not None:
+                raise ConfigurationError("appendfsync applies to embedded(path=...) only")
             client = connections.embedded_client(use_async=cls._async, server=server)
             return cls(
                 client, namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl
             )
         if server is not None:
             raise ConfigurationError("embedded() takes a fakeredis server or a path, not both")
-        attachment = embedded_server.attach(path, fsync=appendfsync)
+        attachment = embedded_server.attach(path, fsync=appendfsync or "always")
         try:
             client = connections.client_from_url(attachment.url, use_async=cls._async)
             store = cls(

@@ -293,6 +293,6 @@ def test_appendfsync_is_checked_and_applied(data_dir: Path) -> None:
         ConversationStore.embedded(path=data_dir, appendfsync="no")  # type: ignore[arg-type]
     assert not (data_dir / es.CLIENTS_DIR).exists()  # refused before anything was touched
     with ConversationStore.embedded(path=data_dir, appendfsync="everysec") as store:
-        assert store.client.config_get("appendfsync") == {b"appendfsync": b"everysec"}
+        assert store.client.config_get("appendfsync") == {"appendfsync": "everysec"}
         pid = server_pid(data_dir)
     wait_gone(pid)

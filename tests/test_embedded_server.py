@@ -95,12 +95,13 @@ def contents(store: ConversationStore, key: str) -> list[str]:
 # A child process: open the store on argv[1], append argv[2:], say "ready", then wait.
 CHILD = textwrap.dedent(
     """
-    import sys, time
+    import os, sys
     from convstore import ConversationStore, ConversationSession, ConversationParticipant, utc_now
     store = ConversationStore.embedded(path=sys.argv[1])
     now = utc_now()
     people = [ConversationParticipant("u1", "user"), ConversationParticipant("mc", "master_controller")]
-    key = store.sessions.save(ConversationSession("child", people, "user_to_mc", now, now))
+    name = os.environ.get("CHILD_SESSION", "child")
+    key = store.sessions.save(ConversationSession(name, people, "user_to_mc", now, now))
     store.messages.append_many(key, [{"role": "user", "content": c} for c in sys.argv[2:]])
     print("ready", flush=True)
     sys.stdin.readline()
@@ -110,14 +111,27 @@ CHILD = textwrap.dedent(
 )
 
 
-def spawn(path: Path, *messages: str) -> subprocess.Popen[str]:
+def spawn(
+    path: Path, *messages: str, session_id: str = "child", wait: bool = True
+) -> subprocess.Popen[str]:
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(path), *messages],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "CHILD_SESSION": session_id},
     )  # fmt: skip
-    assert child.stdout is not None
-    assert child.stdout.readline().strip() == "ready"
+    if wait:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
     return child
+
+
+def finish(child: subprocess.Popen[str]) -> None:
+    """Tell a waiting child to close its store, and check it did."""
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write("\n")
+    child.stdin.flush()
+    assert child.stdout.readline().strip() == "closed"
+    assert child.wait(timeout=30) == 0
 
 
 # --------------------------------------------------------------------------- one process
@@ -194,13 +208,22 @@ def test_two_processes_on_one_path(data_dir: Path) -> None:
         assert server_pid(data_dir) == pid  # attached, not a second server
         assert contents(store, "child") == ["c1", "c2"]
         key = write(store, ["parent"])
-        assert child.stdin is not None and child.stdout is not None
-        child.stdin.write("\n")
-        child.stdin.flush()
-        assert child.stdout.readline().strip() == "closed"
-        assert child.wait(timeout=30) == 0
+        finish(child)
         assert es.process_alive(pid)  # the parent still holds it
         assert contents(store, key) == ["parent"]
+    wait_gone(pid)
+
+
+def test_processes_opening_at_once_share_one_server(data_dir: Path) -> None:
+    children = [spawn(data_dir, f"from {i}", session_id=f"c{i}", wait=False) for i in range(3)]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    pid = server_pid(data_dir)
+    with ConversationStore.embedded(path=data_dir) as store:
+        assert [contents(store, f"c{i}") for i in range(3)] == [["from 0"], ["from 1"], ["from 2"]]
+        for child in children:
+            finish(child)
+        assert server_pid(data_dir) == pid and es.process_alive(pid)
     wait_gone(pid)
 
 

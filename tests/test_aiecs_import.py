@@ -13,7 +13,6 @@ import fakeredis
 import pytest
 import redis.asyncio
 
-from conftest import REDIS_URL, require_real_redis
 from convstore import AsyncConversationStore, ConversationStore
 from convstore.aiecs_import import import_aiecs
 from convstore.cli import main as cli_main
@@ -29,16 +28,16 @@ def _dumps(obj: Any) -> str:
 
 
 @pytest.fixture
-async def source(backend: str) -> AsyncIterator[redis.asyncio.Redis]:
+async def source(backend_url: str | None) -> AsyncIterator[redis.asyncio.Redis]:
     """A ContextEngine database: a fresh FakeServer, or db 14 of the real server.
 
     The reference's keys have no prefix, so the ids used below carry a random tag and only
     the keys this test wrote are deleted afterwards.
     """
-    if backend == "fake":
+    if backend_url is None:
         client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True)
     else:
-        base = REDIS_URL.rsplit("/", 1)[0]
+        base = backend_url.rsplit("/", 1)[0]
         client = redis.asyncio.Redis.from_url(f"{base}/{SOURCE_DB}", decode_responses=True)
     client.written = set()  # type: ignore[attr-defined]
     yield client
@@ -345,12 +344,13 @@ async def test_invalid_items_are_skipped_with_reasons(
     assert "not a JSON object" in report.summary()
 
 
-def test_cli_import_aiecs(capsys: pytest.CaptureFixture[str], namespace: str) -> None:
-    """The command takes URLs, so it runs against the real server (db 14 as the source)."""
-    require_real_redis()
+def test_cli_import_aiecs(
+    capsys: pytest.CaptureFixture[str], namespace: str, real_url: str
+) -> None:
+    """The command takes URLs, so it runs against each real server (db 14 as the source)."""
     import redis as sync_redis
 
-    base = REDIS_URL.rsplit("/", 1)[0]
+    base = real_url.rsplit("/", 1)[0]
     src = sync_redis.Redis.from_url(f"{base}/{SOURCE_DB}", decode_responses=True)
     tag = uuid.uuid4().hex[:8]
     sid = f"cli-{tag}"
@@ -377,14 +377,14 @@ def test_cli_import_aiecs(capsys: pytest.CaptureFixture[str], namespace: str) ->
                 }
             ),
         )
-    target = sync_redis.Redis.from_url(REDIS_URL)
+    target = sync_redis.Redis.from_url(real_url)
     try:
         code = cli_main(
             [
                 "import-aiecs",
                 f"{base}/{SOURCE_DB}",
                 "--target-url",
-                REDIS_URL,
+                real_url,
                 "--namespace",
                 namespace,
                 "--no-progress",

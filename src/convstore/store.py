@@ -6,15 +6,17 @@ Both hold a client, a :class:`StoreConfig` and two repositories, ``sessions`` an
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from convstore import connections, plans
+from convstore import connections, embedded_server, plans
 from convstore.drivers import AsyncDriver, SyncDriver
+from convstore.errors import ConfigurationError
 from convstore.keys import KeySpace
-from convstore.plans import Retention, StoreConfig
+from convstore.plans import Retention, ServerInfo, StoreConfig
 from convstore.repositories import (
     AsyncMessageRepository,
     AsyncSessionRepository,
@@ -30,6 +32,8 @@ Seconds = float | timedelta | None
 
 class _Store:
     _async: ClassVar[bool]
+    _server_info: ServerInfo | None = None  # detected at first use of server_info()
+    _embedded: embedded_server.Attachment | None = None  # set by embedded(path=...)
 
     def __init__(
         self,
@@ -87,10 +91,38 @@ class _Store:
         max_messages: int | None = None,
         max_age: Seconds = None,
         ttl: Seconds = None,
+        path: str | os.PathLike[str] | None = None,
+        appendfsync: embedded_server.Fsync | None = None,
     ) -> Self:
-        """An in-process Redis (needs ``convstore[embedded]``); nothing leaves the process."""
-        client = connections.embedded_client(use_async=cls._async, server=server)
-        return cls(client, namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl)
+        """An in-process Redis (needs ``convstore[embedded]``); nothing leaves the process.
+
+        With ``path``: a real Valkey server kept by the library, its data in an append-only
+        file under ``path`` (needs ``convstore[server]``); stores on one path share it and
+        the last one to close stops it. ``appendfsync`` (with ``path`` only) applies when this
+        call starts the server: ``"always"`` (the default: an acknowledged write is on disk)
+        or ``"everysec"``. See
+        :mod:`convstore.embedded_server`.
+        """
+        if path is None:
+            if appendfsync is not None:
+                raise ConfigurationError("appendfsync applies to embedded(path=...) only")
+            client = connections.embedded_client(use_async=cls._async, server=server)
+            return cls(
+                client, namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl
+            )
+        if server is not None:
+            raise ConfigurationError("embedded() takes a fakeredis server or a path, not both")
+        attachment = embedded_server.attach(path, fsync=appendfsync or "always")
+        try:
+            client = connections.client_from_url(attachment.url, use_async=cls._async)
+            store = cls(
+                client, namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl
+            )
+        except BaseException:
+            attachment.release()
+            raise
+        store._embedded = attachment
+        return store
 
     @classmethod
     def from_env(cls, namespace: str = DEFAULT_NAMESPACE, **options: Any) -> Self:
@@ -116,8 +148,16 @@ class ConversationStore(_Store):
         """True when the server answers; raises :class:`StoreUnavailable` when it cannot."""
         return self._driver.run(plans.ping(self.config))
 
+    def server_info(self) -> ServerInfo:
+        """The server's name, version and capabilities; asked at first use, then cached."""
+        if self._server_info is None:
+            self._server_info = self._driver.run(plans.server_info(self.config))
+        return self._server_info
+
     def close(self) -> None:
         self.client.close()
+        if self._embedded is not None:
+            self._embedded.release()
 
     def __enter__(self) -> Self:
         return self
@@ -148,8 +188,16 @@ class AsyncConversationStore(_Store):
         """True when the server answers; raises :class:`StoreUnavailable` when it cannot."""
         return await self._driver.run(plans.ping(self.config))
 
+    async def server_info(self) -> ServerInfo:
+        """The server's name, version and capabilities; asked at first use, then cached."""
+        if self._server_info is None:
+            self._server_info = await self._driver.run(plans.server_info(self.config))
+        return self._server_info
+
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.release)
 
     async def __aenter__(self) -> Self:
         return self

@@ -8,7 +8,8 @@ I/O itself, so the sync and the async store drive the very same plans
 
 Modules: ``steps`` (what a plan yields), ``config`` (store configuration),
 ``results`` (return types), ``values`` (time and reply conversions), ``indexes``
-(the session indexes), ``sessions`` and ``messages`` (the plans themselves).
+(the session indexes), ``sessions`` and ``messages`` (the plans themselves), ``server``
+(what the server is and can do).
 """
 
 from convstore.plans.config import Retention, StoreConfig, seconds_to_ms
@@ -23,6 +24,7 @@ from convstore.plans.messages import (
     page,
 )
 from convstore.plans.results import AppendResult, HistoryPage, SessionPage
+from convstore.plans.server import ServerInfo, server_info
 from convstore.plans.sessions import (
     delete_session,
     get_session,
@@ -44,6 +46,7 @@ __all__ = [
     "Plan",
     "Retention",
     "Run",
+    "ServerInfo",
     "SessionPage",
     "Step",
     "StoreConfig",
@@ -65,6 +68,7 @@ __all__ = [
     "ping",
     "save_session",
     "seconds_to_ms",
+    "server_info",
     "session_exists",
     "set_retention",
     "touch_session",

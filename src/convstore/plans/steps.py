@@ -15,9 +15,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One Redis command."""
+    """One Redis command; ``any_node``: a keyless command any one cluster node can answer."""
 
     args: tuple[Any, ...]
+    any_node: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -323,14 +323,14 @@ class ContextEngineStore:
             self.store = store
         elif url is not None:
             self.store = AsyncConversationStore.from_url(
-                url, namespace, **retention, **client_options
+                url, namespace=namespace, **retention, **client_options
             )
         elif client is not None:
             self.store = AsyncConversationStore(client, namespace=namespace, **retention)
             self._owns_client = False
         elif os.environ.get("REDIS_URL"):
             self.store = AsyncConversationStore.from_url(
-                os.environ["REDIS_URL"], namespace, **retention, **client_options
+                os.environ["REDIS_URL"], namespace=namespace, **retention, **client_options
             )
         else:
             self.store = AsyncConversationStore(_env_client(), namespace=namespace, **retention)

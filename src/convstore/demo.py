@@ -134,10 +134,10 @@ def main(out: TextIO) -> int:
     url = os.environ.get("REDIS_URL")
     if url:
         print(f"convstore demo: using the Redis server at REDIS_URL={url}", file=out)
-        store = ConversationStore.from_url(url, NAMESPACE)
+        store = ConversationStore.from_url(url, namespace=NAMESPACE)
     else:
         print("convstore demo: REDIS_URL is not set, using the embedded in-process Redis", file=out)
-        store = ConversationStore.embedded(NAMESPACE)
+        store = ConversationStore.embedded(namespace=NAMESPACE)
     with store:
         run_demo(store, out)
     return 0

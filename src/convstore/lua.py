@@ -42,8 +42,14 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Script:
+    """A named script. ``idempotent``: running it twice leaves the same state and the
+    same reply as running it once, so a driver may re-send it when a reply is lost.
+    ``writes``: it changes data (a write concern applies to it)."""
+
     name: str
     source: str
+    idempotent: bool = False
+    writes: bool = True
 
 
 PRELUDE = r"""
@@ -81,9 +87,9 @@ end
 """
 
 
-def script(name: str, body: str) -> Script:
+def script(name: str, body: str, *, idempotent: bool = False, writes: bool = True) -> Script:
     """A session script: ``body`` runs after :data:`PRELUDE` (its names and helpers)."""
-    return Script(name, PRELUDE + body)
+    return Script(name, PRELUDE + body, idempotent, writes)
 
 
 SAVE = script(
@@ -127,6 +133,7 @@ touch_indexes(la, f[3])
 refresh_ttl(f[4])
 return {1, la, f[3] or ''}
 """,
+    idempotent=True,
 )
 
 DELETE = script(
@@ -202,6 +209,7 @@ touch_indexes(la, f[6])
 refresh_ttl(f[7])
 return {1, la, f[6] or '', out}
 """,
+    idempotent=True,
 )
 
 DELETE_MESSAGE = script(
@@ -235,6 +243,8 @@ COUNT = script(
 if redis.call('EXISTS', H) == 0 then return {-1} end
 return {1, redis.call('XLEN', S)}
 """,
+    idempotent=True,
+    writes=False,
 )
 
 SET_RETENTION = script(
@@ -253,6 +263,7 @@ if ttl > 0 then refresh_ttl(ttl) else
 end
 return {1}
 """,
+    idempotent=True,
 )
 
 LIST = Script(
@@ -264,4 +275,6 @@ local rows = redis.call('ZRANGE', KEYS[1], ARGV[1], '-inf', 'BYSCORE', 'REV', 'L
                         'WITHSCORES')
 return rows
 """,
+    idempotent=True,
+    writes=False,
 )

@@ -25,18 +25,20 @@ from typing import Any, TypeVar
 
 from convstore import lua
 
-__all__ = ["REPEATABLE_COMMANDS", "Batch", "Call", "Plan", "Run", "Step"]
+__all__ = ["READ_COMMANDS", "REPEATABLE_COMMANDS", "Batch", "Call", "Plan", "Run", "Step"]
 
 T = TypeVar("T")
 
-#: Commands a driver may re-send after a lost reply (see the module docstring).
-REPEATABLE_COMMANDS = frozenset(
+#: Commands that change no data (a lost reply of one changed nothing).
+READ_COMMANDS = frozenset(
     {
         "EXISTS", "GET", "HGET", "HGETALL", "HMGET", "MGET", "PING", "PTTL", "SCAN", "TTL",
-        "TYPE", "XLEN", "XRANGE", "XREVRANGE", "ZCARD", "ZRANGE", "ZSCORE", "ZADD", "ZREM",
-        "WAIT", "WAITAOF",
+        "TYPE", "XLEN", "XRANGE", "XREVRANGE", "ZCARD", "ZRANGE", "ZSCORE", "WAIT", "WAITAOF",
     }
 )  # fmt: skip
+
+#: Commands a driver may re-send after a lost reply (see the module docstring).
+REPEATABLE_COMMANDS = READ_COMMANDS | {"ZADD", "ZREM"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,7 @@ class Call:
 
     @property
     def writes(self) -> bool:
-        return str(self.args[0]).upper() in ("ZADD", "ZREM") if self.args else False
+        return bool(self.args) and str(self.args[0]).upper() not in READ_COMMANDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,9 +174,9 @@ async def test_coalesced_retry_never_resends_another_tasks_unsafe_step() -> None
 def test_wrong_client_kind_is_refused_at_construction() -> None:
     with pytest.raises(ConfigurationError, match="AsyncConversationStore"):
         ConversationStore(redis.asyncio.Redis())
-    with pytest.raises(ConfigurationError, match="ConversationStore needs redis.Redis"):
+    with pytest.raises(ConfigurationError, match=r"ConversationStore needs redis\.Redis"):
         ConversationStore(fakeredis.FakeAsyncRedis())
-    with pytest.raises(ConfigurationError, match="redis.asyncio.Redis"):
+    with pytest.raises(ConfigurationError, match=r"redis\.asyncio\.Redis"):
         AsyncConversationStore(redis.Redis())
 
 

@@ -169,46 +169,59 @@ def test_cluster_master_kill9_with_wait_replicas_loses_no_acknowledged_write(
     client = redis.cluster.RedisCluster(
         host="127.0.0.1", port=cluster.ports[0], socket_timeout=1.0, socket_connect_timeout=0.5
     )
-    store = ConversationStore(client, namespace="faults", wait_replicas=1, wait_timeout=1.0)
+    store = ConversationStore(client, namespace="faults", wait_replicas=1, wait_timeout=0.5)
     try:
         keys = [store.sessions.save(make_session(f"c{{{i}}}")) for i in range(24)]
         slot = client.keyslot(store.config.keyspace.session(keys[0]).session)
-        victim: ServerProcess = cluster.node_on(client.get_node_from_key(
-            store.config.keyspace.session(keys[0]).session
-        ).port)
+        victim: ServerProcess = cluster.node_on(
+            client.get_node_from_key(store.config.keyspace.session(keys[0]).session).port
+        )
+        on_victim = {
+            k
+            for k in keys
+            if client.get_node_from_key(store.config.keyspace.session(k).session).port
+            == victim.port
+        }
         acked: dict[str, list[str]] = {k: [] for k in keys}
         not_replicated: list[Any] = []
         unavailable: list[StoreUnavailable] = []
-        killed_at = None
+        killed_at = recovered_at = None
         started = time.monotonic()
         n = 0
-        while time.monotonic() - started < 12:
+        while time.monotonic() - started < 15 and (
+            recovered_at is None or time.monotonic() - recovered_at < 2
+        ):
             key = keys[n % len(keys)]
             text = f"m{n}"
             n += 1
             try:
                 store.messages.append(key, {"role": "user", "content": text})
                 acked[key].append(text)
-            except DurabilityNotMet as exc:
+            except DurabilityNotMet as exc:  # applied, but the new master has no replica
                 not_replicated.append(exc)
+                if killed_at and not recovered_at and key in on_victim:
+                    recovered_at = time.monotonic()
             except StoreUnavailable as exc:
                 unavailable.append(exc)
+            else:
+                if killed_at and not recovered_at and key in on_victim:
+                    recovered_at = time.monotonic()
             if killed_at is None and time.monotonic() - started > 1.5:
                 victim.kill()
                 killed_at = time.monotonic()
         failover_owner = client.get_node_from_key(store.config.keyspace.session(keys[0]).session)
-        lost = {
-            key: sorted(set(texts) - set(contents(store, key)))
-            for key, texts in acked.items()
-        }
+        lost = {key: sorted(set(texts) - set(contents(store, key))) for key, texts in acked.items()}
         total_lost = sum(len(v) for v in lost.values())
         print(
             f"\ncluster 3+3, master :{victim.port} (slot {slot}) kill -9 during writes with "
             f"wait_replicas=1: {sum(len(v) for v in acked.values())} acknowledged, "
             f"{total_lost} lost, {len(not_replicated)} DurabilityNotMet, "
-            f"{len(unavailable)} StoreUnavailable; slot now on :{failover_owner.port}"
+            f"{len(unavailable)} StoreUnavailable; slot now on :{failover_owner.port}; "
+            f"failover took {recovered_at - killed_at if recovered_at else -1:.1f} s"
         )
-        assert failover_owner.port != victim.port  # a replica took over
+        assert (
+            failover_owner.port != victim.port and recovered_at is not None
+        )  # a replica took over
         assert total_lost == 0
         assert sum(len(v) for v in acked.values()) > 100
     finally:

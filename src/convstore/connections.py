@@ -23,6 +23,7 @@ __all__ = [
     "disable_client_retries",
     "embedded_client",
     "inspect_client",
+    "socket_timeout",
 ]
 
 #: The timeouts every client convstore builds gets: never hang forever on a dead server.
@@ -113,6 +114,12 @@ def _connection_kwargs(client: Any) -> dict[str, Any]:
         return dict(found) if isinstance(found, dict) else {}
     pool = getattr(client, "connection_pool", None)
     return dict(getattr(pool, "connection_kwargs", {}) or {})
+
+
+def socket_timeout(client: Any) -> float | None:
+    """The client's ``socket_timeout`` in seconds (None: it waits forever, or unknown)."""
+    value = _connection_kwargs(client).get("socket_timeout")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def inspect_client(client: Any, *, use_async: bool | None = None) -> bool:

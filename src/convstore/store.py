@@ -66,6 +66,12 @@ class _Store:
         self.client = client
         self.retry = retry
         self.write_concern = WriteConcern(wait_replicas, durability, wait_timeout)
+        read_timeout = connections.socket_timeout(client)
+        if self.write_concern.active and read_timeout is not None and read_timeout <= wait_timeout:
+            raise ConfigurationError(
+                f"wait_timeout ({wait_timeout:g} s) must be shorter than the client's "
+                f"socket_timeout ({read_timeout:g} s): WAIT/WAITAOF can block that long"
+            )
         self.config = StoreConfig(
             KeySpace(namespace), Retention(max_messages, max_age, ttl), cluster=cluster
         )

@@ -6,96 +6,25 @@ pid afterwards. Without a redis-server binary the test fails in CI and is skippe
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 import redis.asyncio.cluster
 import redis.cluster
 
-from conftest import REQUIRE_REDIS, SessionFactory
+from conftest import SessionFactory
 from convstore import AsyncConversationStore, ConversationStore
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports p with p and p+10000 (the cluster bus) both free."""
-    ports: list[int] = []
-    candidate = 21000
-    while len(ports) < count and candidate < 30000:
-        candidate += 1
-        try:
-            for port in (candidate, candidate + 10000):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        ports.append(candidate)
-    return ports
+from servers import start_cluster
 
 
 @pytest.fixture(scope="module")
 def cluster_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-    if not (server and cli):
-        if REQUIRE_REDIS:
-            pytest.fail("redis-server/redis-cli are needed for the cluster test", pytrace=False)
-        pytest.skip("redis-server/redis-cli not installed")
-    workdir: Path = tmp_path_factory.mktemp("cluster")
-    ports = _free_ports(3)
-    procs = [
-        subprocess.Popen(
-            [
-                server,
-                "--port",
-                str(p),
-                "--bind",
-                "127.0.0.1",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                str(workdir / f"nodes-{p}.conf"),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-                "--logfile",
-                str(workdir / f"{p}.log"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for p in ports
-    ]
+    cluster = start_cluster(tmp_path_factory.mktemp("cluster"), masters=3)
     try:
-        for port in ports:
-            for _ in range(100):
-                try:
-                    redis.Redis(port=port).ping()
-                    break
-                except redis.exceptions.ConnectionError:
-                    time.sleep(0.05)
-        subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        for _ in range(100):
-            if redis.Redis(port=ports[0]).cluster("info")["cluster_state"] == "ok":
-                break
-            time.sleep(0.1)
-        yield ports[0]
+        yield cluster.ports[0]
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=10)
+        cluster.stop()
 
 
 def test_cluster_store_round_trip(cluster_port: int, make_session: SessionFactory) -> None:

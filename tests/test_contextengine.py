@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from convstore import AsyncConversationStore, CodecError, SessionNotFound, StoreUnavailable
+from convstore import (
+    AsyncConversationStore,
+    CodecError,
+    RetryPolicy,
+    SessionNotFound,
+    StoreUnavailable,
+)
 from convstore.contextengine import (
     ENGINE_ID,
     ContextEngineStore,
@@ -483,7 +489,9 @@ async def test_metrics_and_health(ce: ContextEngineStore) -> None:
 
 
 async def test_unreachable_redis_raises_instead_of_memory_fallback() -> None:
-    ce = ContextEngineStore(url="redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    ce = ContextEngineStore(
+        url="redis://127.0.0.1:1/0", socket_connect_timeout=0.2, retry=RetryPolicy(deadline=0.3)
+    )
     with pytest.raises(StoreUnavailable):
         await ce.initialize()
     with pytest.raises(StoreUnavailable):

@@ -19,6 +19,7 @@ from convstore import (
     AsyncConversationStore,
     ConversationStore,
     Retention,
+    RetryPolicy,
 )
 from convstore.errors import (
     CodecError,
@@ -79,7 +80,12 @@ OPERATION_PARAMS = pytest.mark.parametrize(
 @pytest.fixture
 async def dead_store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     cls = request.param
-    store = cls.from_url(UNREACHABLE, new_namespace(), socket_connect_timeout=0.2)
+    store = cls.from_url(
+        UNREACHABLE,
+        namespace=new_namespace(),
+        socket_connect_timeout=0.2,
+        retry=RetryPolicy(deadline=0.5),
+    )
     yield store
     await close(store)
 
@@ -98,6 +104,7 @@ async def test_unreachable_server_raises_store_unavailable(
     assert isinstance(caught.value, ConnectionError)
     assert isinstance(caught.value, ConvstoreError)
     assert isinstance(caught.value.__cause__, redis.exceptions.ConnectionError)
+    assert caught.value.outcome == "not_sent" and not caught.value.sent  # refused at connect
 
 
 @pytest.fixture
@@ -115,15 +122,20 @@ async def test_server_that_never_answers_raises_store_unavailable(
     cls: type[Store], silent_port: int, make_session: SessionFactory
 ) -> None:
     store = cls.from_url(
-        f"redis://127.0.0.1:{silent_port}/0", socket_timeout=0.2, socket_connect_timeout=0.2
+        f"redis://127.0.0.1:{silent_port}/0",
+        socket_timeout=0.2,
+        socket_connect_timeout=0.2,
+        retry=RetryPolicy(deadline=1.0),
     )
     try:
         started = time.monotonic()
         with pytest.raises(StoreUnavailable) as caught:
             await aw(store.sessions.get("k"))
         assert isinstance(caught.value.__cause__, redis.exceptions.TimeoutError | ConnectionError)
-        with pytest.raises(StoreUnavailable):
+        with pytest.raises(StoreUnavailable) as appended:
             await aw(store.messages.append("k", {"role": "user", "content": "x"}))
+        assert appended.value.outcome == "unknown"  # sent, reply lost: it may be stored
+        assert "same message_id" in str(appended.value)
         assert time.monotonic() - started < 15
     finally:
         await close(store)
@@ -171,8 +183,12 @@ async def test_async_client_with_decode_responses_is_refused(
 
 @STORE_CLASSES
 def test_from_url_refuses_decode_responses_and_non_clients(cls: type[Store]) -> None:
+    with pytest.raises(TypeError):  # not a parameter: a typo or an unknown option fails here
+        cls.from_url("redis://127.0.0.1:6379/15", decode_responses=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        cls.from_url("redis://127.0.0.1:6379/15", namspace="x")  # type: ignore[call-arg]
     with pytest.raises(ConfigurationError):
-        cls.from_url("redis://127.0.0.1:6379/15", decode_responses=True)
+        cls(redis.Redis(decode_responses=True))
     for not_a_client in (object(), "redis://127.0.0.1:6379", None):
         with pytest.raises(ConfigurationError):
             cls(not_a_client)
@@ -183,7 +199,8 @@ def test_from_url_refuses_decode_responses_and_non_clients(cls: type[Store]) -> 
 @pytest.mark.parametrize("namespace", ["", "with space", "a:b", "{tag}", "x" * 65])
 def test_bad_namespace_is_rejected(cls: type[Store], namespace: str) -> None:
     with pytest.raises(ValidationError):
-        cls(fakeredis.FakeRedis(), namespace=namespace)
+        client = fakeredis.FakeAsyncRedis() if cls is AsyncConversationStore else fakeredis.FakeRedis()
+        cls(client, namespace=namespace)
 
 
 # --------------------------------------------------------------------------- foreign or corrupt data
@@ -249,11 +266,11 @@ def test_embedded_sync_store_works_without_a_server(make_session: SessionFactory
         assert ConversationStore.embedded().sessions.get(key) is None
     # ...unless they share one
     server = fakeredis.FakeServer()
-    one = ConversationStore.embedded("one", server=server)
-    two = ConversationStore.embedded("one", server=server)
+    one = ConversationStore.embedded(namespace="one", server=server)
+    two = ConversationStore.embedded(namespace="one", server=server)
     one.sessions.save(make_session("shared"))
     assert two.sessions.exists("shared")
-    assert not ConversationStore.embedded("other", server=server).sessions.exists("shared")
+    assert not ConversationStore.embedded(namespace="other", server=server).sessions.exists("shared")
 
 
 async def test_embedded_async_store_works_without_a_server(make_session: SessionFactory) -> None:
@@ -278,7 +295,9 @@ async def test_embedded_async_store_works_without_a_server(make_session: Session
 async def test_from_url_with_credentials_builds_a_client(
     cls: type[Store], client_type: type
 ) -> None:
-    store = cls.from_url("redis://alice:s%40cret@127.0.0.1:6390/4", "ns1", max_messages=7)
+    store = cls.from_url(
+        "redis://alice:s%40cret@127.0.0.1:6390/4", namespace="ns1", max_messages=7
+    )
     try:
         assert isinstance(store.client, client_type)
         options = store.client.connection_pool.connection_kwargs
@@ -300,7 +319,7 @@ async def test_from_url_with_credentials_builds_a_client(
     assert tls.client.connection_pool.connection_kwargs["password"] == "pw"
     await close(tls)
 
-    unix = cls.from_url("unix:///tmp/no-such-redis.sock?db=2")
+    unix = cls.from_url("unix:///tmp/no-such-redis.sock?db=2", retry=None)
     assert unix.client.connection_pool.connection_kwargs["path"] == "/tmp/no-such-redis.sock"
     assert unix.client.connection_pool.connection_kwargs["db"] == 2
     with pytest.raises(StoreUnavailable):
@@ -313,11 +332,11 @@ async def test_from_env_uses_redis_url_or_embedded(
     cls: type[Store], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
-    embedded = cls.from_env("envtest")
+    embedded = cls.from_env(namespace="envtest")
     assert isinstance(embedded.client, fakeredis.FakeRedis | fakeredis.FakeAsyncRedis)
     await close(embedded)
     monkeypatch.setenv("REDIS_URL", "redis://carol:pw@127.0.0.1:6391/3")
-    remote = cls.from_env("envtest")
+    remote = cls.from_env(namespace="envtest")
     assert not isinstance(remote.client, fakeredis.FakeRedis | fakeredis.FakeAsyncRedis)
     options = remote.client.connection_pool.connection_kwargs
     assert (options["username"], options["port"], options["db"]) == ("carol", 6391, 3)
@@ -325,13 +344,17 @@ async def test_from_env_uses_redis_url_or_embedded(
 
 
 def test_ping_on_an_unreachable_server_raises_store_unavailable() -> None:
-    store = ConversationStore.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    store = ConversationStore.from_url(
+        "redis://127.0.0.1:1/0", socket_connect_timeout=0.2, retry=RetryPolicy(deadline=0.3)
+    )
     with pytest.raises(StoreUnavailable):
         store.ping()
 
 
 async def test_async_ping_on_an_unreachable_server_raises_store_unavailable() -> None:
-    store = AsyncConversationStore.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    store = AsyncConversationStore.from_url(
+        "redis://127.0.0.1:1/0", socket_connect_timeout=0.2, retry=RetryPolicy(deadline=0.3)
+    )
     with pytest.raises(StoreUnavailable):
         await store.ping()
     await store.aclose()

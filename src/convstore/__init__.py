@@ -13,11 +13,18 @@ from convstore.codec import (
     encode_participant,
     encode_session,
 )
+from convstore.connections import ClientOptions, NoSocketTimeoutWarning
 from convstore.errors import (
+    AuthenticationFailed,
+    ClusterError,
     CodecError,
     ConcurrentModification,
     ConfigurationError,
     ConvstoreError,
+    DurabilityNotMet,
+    DurabilityUnsupported,
+    PermissionDenied,
+    ProtocolError,
     SessionKeyConflict,
     SessionNotFound,
     StoreError,
@@ -55,14 +62,19 @@ from convstore.models import (
 )
 from convstore.monitoring import set_metrics_hook
 from convstore.plans import AppendResult, HistoryPage, Retention, ServerInfo, SessionPage
+from convstore.policies import DEFAULT_RETRY, RetryPolicy, WriteConcern
 from convstore.store import AsyncConversationStore, ConversationStore
 
 __all__ = [
     "CURRENT_SCHEMA_VERSION",
+    "DEFAULT_RETRY",
     "MAX_SESSION_KEY_LENGTH",
     "AgentCommunicationMessage",
     "AppendResult",
     "AsyncConversationStore",
+    "AuthenticationFailed",
+    "ClientOptions",
+    "ClusterError",
     "CodecError",
     "ConcurrentModification",
     "ConfigurationError",
@@ -70,11 +82,17 @@ __all__ = [
     "ConversationSession",
     "ConversationStore",
     "ConvstoreError",
+    "DurabilityNotMet",
+    "DurabilityUnsupported",
     "HistoryPage",
     "KeySpace",
     "MessageType",
+    "NoSocketTimeoutWarning",
     "ParticipantType",
+    "PermissionDenied",
+    "ProtocolError",
     "Retention",
+    "RetryPolicy",
     "ServerInfo",
     "SessionKeyConflict",
     "SessionKeyParse",
@@ -85,6 +103,7 @@ __all__ = [
     "StoreUnavailable",
     "UnexpectedReply",
     "ValidationError",
+    "WriteConcern",
     "check_data_consistency",
     "create_session_key",
     "data_consistency_problems",

@@ -44,7 +44,7 @@ def _import_aiecs(args: argparse.Namespace) -> int:
     async def run() -> int:
         source = redis.asyncio.Redis.from_url(args.source_url, decode_responses=True)
         target_url = args.target_url or os.environ.get("REDIS_URL") or args.source_url
-        target = AsyncConversationStore.from_url(target_url, args.namespace)
+        target = AsyncConversationStore.from_url(target_url, namespace=args.namespace)
         try:
             report = await import_aiecs(source, target, progress=not args.no_progress)
         except (ConvstoreError, redis.exceptions.RedisError, OSError) as exc:

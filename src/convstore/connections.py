@@ -2,35 +2,96 @@
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from convstore.errors import ConfigurationError
+from convstore.validation import optional_seconds
 
-__all__ = ["client_from_url", "embedded_client", "inspect_client"]
+__all__ = [
+    "ClientOptions",
+    "NoSocketTimeoutWarning",
+    "client_from_url",
+    "disable_client_retries",
+    "embedded_client",
+    "inspect_client",
+    "socket_timeout",
+]
 
-#: Applied unless the caller passes its own: never hang forever on a dead server.
+#: The timeouts every client convstore builds gets: never hang forever on a dead server.
 DEFAULT_CLIENT_OPTIONS: dict[str, Any] = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0}
 
 _CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
+_ASYNC_TYPES = (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)
 
 
-def client_from_url(url: str, *, use_async: bool, cluster: bool = False, **options: Any) -> Any:
+class NoSocketTimeoutWarning(UserWarning):
+    """The wrapped client has ``socket_timeout=None``: a dead server can block a call forever."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """The redis-py connection options convstore passes on (typed, so a typo fails).
+
+    Timeouts are seconds; ``socket_timeout=None`` means "wait forever" and draws a
+    :class:`NoSocketTimeoutWarning`. ``ssl_*`` apply to ``rediss://`` URLs.
+    """
+
+    socket_timeout: float | None = 5.0
+    socket_connect_timeout: float | None = 5.0
+    max_connections: int | None = None
+    client_name: str | None = None
+    health_check_interval: float = 0.0
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_ca_certs: str | None = None
+    ssl_cert_reqs: Literal["none", "optional", "required"] | None = None
+    ssl_check_hostname: bool | None = None
+
+    def __post_init__(self) -> None:
+        optional_seconds(self.socket_timeout, "socket_timeout")
+        optional_seconds(self.socket_connect_timeout, "socket_connect_timeout")
+
+    def redis_kwargs(self, url: str) -> dict[str, Any]:
+        """The non-default options as redis-py keyword arguments."""
+        kwargs = {k: v for k, v in asdict(self).items() if v is not None}
+        kwargs["socket_timeout"] = self.socket_timeout
+        kwargs["socket_connect_timeout"] = self.socket_connect_timeout
+        if not url.startswith("rediss://"):
+            ssl = [k for k in kwargs if k.startswith("ssl_")]
+            if ssl:
+                raise ConfigurationError(f"{', '.join(ssl)} need a rediss:// URL, got {url!r}")
+        return kwargs
+
+
+def client_from_url(
+    url: str, *, use_async: bool, cluster: bool = False, options: ClientOptions | None = None
+) -> Any:
     """A client for ``redis://``, ``rediss://`` or ``unix://`` URLs (credentials included)."""
-    if options.get("decode_responses"):
-        raise ConfigurationError("convstore stores msgpack bytes: decode_responses must be False")
-    options = {**DEFAULT_CLIENT_OPTIONS, **options, "decode_responses": False}
+    kwargs = {**(options or ClientOptions()).redis_kwargs(url), "decode_responses": False}
     if cluster:
         cluster_cls = (
             redis.asyncio.cluster.RedisCluster if use_async else redis.cluster.RedisCluster
         )
-        return cluster_cls.from_url(url, **options)
+        return cluster_cls.from_url(url, **kwargs)
     client_cls = redis.asyncio.Redis if use_async else redis.Redis
-    return client_cls.from_url(url, **options)
+    return client_cls.from_url(url, **kwargs)
+
+
+def disable_client_retries(client: Any) -> None:
+    """Set redis-py's own retries to 0: it would re-send whatever failed (a coalesced
+    pipeline of appends included); the store's :class:`RetryPolicy` is the only one."""
+    setter = getattr(client, "set_retry", None)
+    if callable(setter):
+        setter(Retry(NoBackoff(), 0))
 
 
 def embedded_client(*, use_async: bool, server: Any = None) -> Any:
@@ -55,16 +116,47 @@ def _connection_kwargs(client: Any) -> dict[str, Any]:
     return dict(getattr(pool, "connection_kwargs", {}) or {})
 
 
-def inspect_client(client: Any) -> bool:
-    """Reject clients convstore cannot use; return True for a Redis Cluster client."""
+def socket_timeout(client: Any) -> float | None:
+    """The client's ``socket_timeout`` in seconds (None: it waits forever, or unknown)."""
+    value = _connection_kwargs(client).get("socket_timeout")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def inspect_client(client: Any, *, use_async: bool | None = None) -> bool:
+    """Reject clients convstore cannot use; return True for a Redis Cluster client.
+
+    ``use_async``: the store's kind; a blocking client in the asyncio store (or the
+    reverse) is refused here rather than failing at the first call. A client without
+    a socket timeout draws a :class:`NoSocketTimeoutWarning`.
+    """
     if not hasattr(client, "execute_command") or not hasattr(client, "register_script"):
         raise ConfigurationError(
             f"expected a redis-py client (redis.Redis, RedisCluster or their asyncio forms), "
             f"got {type(client).__name__}"
         )
-    if _connection_kwargs(client).get("decode_responses"):
+    is_async = isinstance(client, _ASYNC_TYPES)
+    if use_async is not None and is_async != use_async:
+        wanted, other = ("AsyncConversationStore", "ConversationStore")
+        if not use_async:
+            wanted, other = other, wanted
+        raise ConfigurationError(
+            f"{type(client).__module__}.{type(client).__name__} is "
+            f"{'an asyncio' if is_async else 'a blocking'} client: {wanted} needs "
+            f"{'redis.asyncio.Redis' if use_async else 'redis.Redis'} (or its RedisCluster); "
+            f"use {other} with this client"
+        )
+    kwargs = _connection_kwargs(client)
+    if kwargs.get("decode_responses"):
         raise ConfigurationError(
             "this client has decode_responses=True; convstore stores msgpack bytes and needs "
             "a client created with decode_responses=False"
+        )
+    if "socket_timeout" in kwargs and kwargs["socket_timeout"] is None:
+        warnings.warn(
+            "this Redis client has socket_timeout=None: a server that stops answering blocks "
+            "a call forever and the store's retry deadline cannot end it; pass "
+            "socket_timeout=5.0 (the from_url default) when creating the client",
+            NoSocketTimeoutWarning,
+            stacklevel=4,
         )
     return isinstance(client, _CLUSTER_TYPES)

@@ -134,16 +134,16 @@ def main(out: TextIO, *, path: str | None = None) -> int:
     url = os.environ.get("REDIS_URL")
     if path is not None:
         print(f"convstore demo: using the persistent embedded Valkey server in {path}", file=out)
-        store = ConversationStore.embedded(NAMESPACE, path=path)
+        store = ConversationStore.embedded(namespace=NAMESPACE, path=path)
         sessions = store.sessions.list(limit=100).items
         kept = sum(store.messages.count(s.generate_session_key()) for s in sessions)
         print(f"kept from an earlier run: {len(sessions)} sessions, {kept} messages", file=out)
     elif url:
         print(f"convstore demo: using the Redis server at REDIS_URL={url}", file=out)
-        store = ConversationStore.from_url(url, NAMESPACE)
+        store = ConversationStore.from_url(url, namespace=NAMESPACE)
     else:
         print("convstore demo: REDIS_URL is not set, using the embedded in-process Redis", file=out)
-        store = ConversationStore.embedded(NAMESPACE)
+        store = ConversationStore.embedded(namespace=NAMESPACE)
     with store:
         run_demo(store, out)
     return 0

@@ -1,9 +1,13 @@
 """The two thin drivers that run plans: one blocking, one asyncio.
 
-Everything an operation means lives in ``plans.py``; here is just "send this
-step, hand back the reply", plus the translation of redis-py's failures into
-:class:`StoreUnavailable` / :class:`StoreError`. The async driver also
-coalesces the steps of concurrent tasks into shared round trips.
+Everything an operation means lives in ``convstore.plans``; here is "send this step,
+hand back the reply", the store's retry policy (only steps that declare themselves
+safe to repeat are re-sent, see ``plans.steps``), the write concern (WAIT / WAITAOF
+on the write's own connection, in the same pipeline), and the translation of
+redis-py's failures (``convstore.failures``). The async driver also coalesces the
+single steps of concurrent tasks into shared round trips; a failed round trip is
+retried by each task for its own step only, so another task's unsafe step is never
+re-sent.
 """
 
 from __future__ import annotations
@@ -18,37 +22,99 @@ import redis.exceptions as rex
 
 from convstore import monitoring
 from convstore.connections import inspect_client
-from convstore.errors import StoreError, StoreUnavailable
+from convstore.errors import ConfigurationError, DurabilityNotMet, StoreUnavailable
+from convstore.failures import failure_kind, translate, wait_replies
 from convstore.lua import Script
 from convstore.plans import Batch, Call, Plan, Run, Step
+from convstore.policies import DEFAULT_RETRY, RetryPolicy, WriteConcern
 
 __all__ = ["AsyncDriver", "SyncDriver"]
 
 T = TypeVar("T")
 
-_UNAVAILABLE = (rex.ConnectionError, rex.TimeoutError, rex.ClusterDownError, OSError)
+
+class _Operation:
+    """Retry bookkeeping of one store operation (one plan run)."""
+
+    def __init__(self, plan: Plan[Any], retry: RetryPolicy | None, concern: WriteConcern) -> None:
+        self.name = getattr(getattr(plan, "gi_code", None), "co_name", "operation")
+        self.retry = retry
+        self.concern = concern
+        self.started = time.monotonic()
+        self.failures = 0
+        self.changed = False  # a write of this operation may have reached the server
+        self.shortfall: tuple[str, int, int] | None = None
+
+    def succeeded(self, step: Step) -> None:
+        self.changed = self.changed or step.writes
+        self.failures = 0
+
+    def after_failure(self, step: Step, exc: BaseException) -> float:
+        """The wait before re-sending ``step``; raises when it must not or cannot be re-sent."""
+        kind = failure_kind(exc)
+        if kind is None:
+            raise exc
+        if kind == "lost":
+            self.changed = self.changed or step.writes
+        retry = self.retry
+        self.failures += 1
+        remaining = None
+        if retry is not None and retry.deadline is not None:
+            remaining = retry.deadline - (time.monotonic() - self.started)
+        allowed = (
+            retry is not None
+            and (kind == "refused" or step.safe)
+            and self.failures < retry.attempts
+            and (remaining is None or remaining > 0)
+        )
+        if not allowed:
+            why = "" if retry is None else f" after {self.failures} attempt(s)"
+            if retry is not None and kind == "lost" and not step.safe:
+                why += " (this step is not safe to re-send)"
+            raise StoreUnavailable(
+                f"Redis is unavailable during {self.name}{why}: {exc}",
+                outcome="unknown" if self.changed else "not_sent",
+            ) from exc
+        assert retry is not None
+        delay = retry.backoff.compute(self.failures)
+        return delay if remaining is None else max(0.0, min(delay, remaining))
+
+    def check_concern(self, replies: list[Any]) -> None:
+        """Record a WAIT / WAITAOF shortfall; raised once the plan has its result."""
+        found = wait_replies(self.concern, replies)
+        if found is not None and self.shortfall is None:
+            self.shortfall = found
+
+    def finish(self, result: T) -> T:
+        if self.shortfall is not None:
+            what, requested, acknowledged = self.shortfall
+            raise DurabilityNotMet(
+                f"{self.name}: the write WAS applied, but only {acknowledged} of {requested} "
+                f"{what} acknowledged it within {self.concern.timeout:g} s",
+                what=what,
+                requested=requested,
+                acknowledged=acknowledged,
+                result=result,
+            )
+        return result
 
 
 @contextmanager
-def _translated(plan: Plan[Any]) -> Iterator[None]:
+def _translated(op: _Operation, plan: Plan[Any]) -> Iterator[None]:
     """Map redis-py failures to convstore errors and report the operation to monitoring."""
-    name = getattr(getattr(plan, "gi_code", None), "co_name", "operation")
-    started = time.perf_counter()
     outcome = "error"
     try:
         yield
         outcome = "ok"
-    except _UNAVAILABLE as exc:
-        raise StoreUnavailable(f"Redis is unavailable during {name}: {exc}") from exc
-    except rex.ResponseError as exc:
-        raise StoreError(f"Redis refused a command during {name}: {exc}") from exc
+    except rex.RedisError as exc:
+        raise translate(exc, op.name) from exc
     finally:
         plan.close()
         if monitoring.get_metrics_hook() is not None:
             monitoring.emit(
                 "store.operation",
-                time.perf_counter() - started,
-                {"operation": name, "outcome": outcome},
+                time.monotonic() - op.started,
+                {"operation": op.name, "outcome": outcome},
             )
 
 
@@ -71,22 +137,84 @@ class _ScriptCache:
         return found
 
 
-class SyncDriver:
-    """Runs plans on a ``redis.Redis`` or ``redis.cluster.RedisCluster``."""
+def _concern_calls(concern: WriteConcern) -> list[tuple[Any, ...]]:
+    calls: list[tuple[Any, ...]] = []
+    if concern.replicas:
+        calls.append(("WAIT", concern.replicas, concern.timeout_ms))
+    if concern.durability == "fsync":
+        calls.append(("WAITAOF", 1, 0, concern.timeout_ms))
+    return calls
 
-    def __init__(self, client: Any) -> None:
+
+class _Driver:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        concern: WriteConcern | None = None,
+        cluster: bool = False,
+    ) -> None:
         self.client = client
+        self.retry = retry
+        self.concern = concern or WriteConcern()
+        self.cluster = cluster
         self._script = _ScriptCache(client)
 
-    def run(self, plan: Plan[T]) -> T:
-        with _translated(plan):
+    def _operation(self, plan: Plan[Any], wait_replicas: int | None) -> _Operation:
+        return _Operation(plan, self.retry, self.concern.with_replicas(wait_replicas))
+
+
+class SyncDriver(_Driver):
+    """Runs plans on a ``redis.Redis`` or ``redis.cluster.RedisCluster``."""
+
+    def run(self, plan: Plan[T], *, wait_replicas: int | None = None) -> T:
+        op = self._operation(plan, wait_replicas)
+        with _translated(op, plan):
             try:
                 step = next(plan)
                 while True:
-                    step = plan.send(self._execute(step))
+                    step = plan.send(self._attempt(op, step))
             except StopIteration as stop:
                 result: T = stop.value
-                return result
+        return op.finish(result)
+
+    def _attempt(self, op: _Operation, step: Step) -> Any:
+        while True:
+            try:
+                if op.concern.active and isinstance(step, Run) and step.writes:
+                    reply = self._send_concerned(op, step)
+                else:
+                    reply = self._execute(step)
+            except Exception as exc:  # noqa: BLE001 - after_failure re-raises what it cannot retry
+                delay = op.after_failure(step, exc)
+                self._refresh_topology()
+                time.sleep(delay)
+                continue
+            op.succeeded(step)
+            return reply
+
+    def _refresh_topology(self) -> None:
+        manager = getattr(self.client, "nodes_manager", None) if self.cluster else None
+        if manager is not None:
+            try:
+                manager.initialize()
+            except (rex.RedisError, OSError):
+                pass  # the node is still down: the retry reports it if it stays so
+
+    def _send_concerned(self, op: _Operation, step: Run) -> Any:
+        client = self.client
+        if self.cluster:  # the node's own client: the script and WAIT share one connection
+            client = client.get_node_from_key(step.keys[0]).redis_connection
+        pipe = client.pipeline(transaction=False)
+        self._script(step.script)(keys=step.keys, args=step.args, client=pipe)
+        for call in _concern_calls(op.concern):
+            pipe.execute_command(*call)
+        replies = pipe.execute(raise_on_error=False)
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        op.check_concern(replies[1:])
+        return replies[0]
 
     def _execute(self, step: Step) -> Any:
         if isinstance(step, Call):
@@ -102,31 +230,71 @@ class SyncDriver:
         return pipe.execute()
 
 
-class AsyncDriver:
+class AsyncDriver(_Driver):
     """Runs the same plans on a ``redis.asyncio.Redis`` or ``RedisCluster``.
 
     With ``coalesce=True`` (the default on a standalone server), single steps that
     concurrent tasks await in the same event-loop tick go out together as one
     non-transactional pipeline: each script is still atomic on its own, but 64
     concurrent appends cost one round trip instead of 64. A lone step is sent as is.
+    Steps under a write concern are sent on their own (with their WAIT/WAITAOF).
     """
 
-    def __init__(self, client: Any, *, coalesce: bool = True) -> None:
-        self.client = client
-        self._script = _ScriptCache(client)
+    def __init__(
+        self,
+        client: Any,
+        *,
+        coalesce: bool = True,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        concern: WriteConcern | None = None,
+        cluster: bool = False,
+    ) -> None:
+        super().__init__(client, retry=retry, concern=concern, cluster=cluster)
+        if cluster and self.concern.active:
+            raise ConfigurationError(
+                "wait_replicas / durability='fsync' are not supported on an asyncio "
+                "RedisCluster client (use the blocking ConversationStore on a cluster)"
+            )
         self._coalesce = coalesce
         self._pending: list[tuple[Call | Run, asyncio.Future[Any]]] = []
         self._flushing: set[asyncio.Task[None]] = set()
 
-    async def run(self, plan: Plan[T]) -> T:
-        with _translated(plan):
+    async def run(self, plan: Plan[T], *, wait_replicas: int | None = None) -> T:
+        op = self._operation(plan, wait_replicas)
+        if self.cluster and op.concern.active:
+            raise ConfigurationError("wait_replicas is not supported on an asyncio RedisCluster")
+        with _translated(op, plan):
             try:
                 step = next(plan)
                 while True:
-                    step = plan.send(await self._execute(step))
+                    step = plan.send(await self._attempt(op, step))
             except StopIteration as stop:
                 result: T = stop.value
-                return result
+        return op.finish(result)
+
+    async def _attempt(self, op: _Operation, step: Step) -> Any:
+        while True:
+            try:
+                if op.concern.active and isinstance(step, Run) and step.writes:
+                    reply = await self._send_concerned(op, step)
+                else:
+                    reply = await self._execute(step)
+            except Exception as exc:  # noqa: BLE001 - after_failure re-raises what it cannot retry
+                await asyncio.sleep(op.after_failure(step, exc))
+                continue
+            op.succeeded(step)
+            return reply
+
+    async def _send_concerned(self, op: _Operation, step: Run) -> Any:
+        pipe = self.client.pipeline(transaction=False)
+        await self._script(step.script)(keys=step.keys, args=step.args, client=pipe)
+        for call in _concern_calls(op.concern):
+            pipe.execute_command(*call)
+        replies = await pipe.execute(raise_on_error=False)
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        op.check_concern(replies[1:])
+        return replies[0]
 
     async def _execute(self, step: Step) -> Any:
         if self._coalesce and not isinstance(step, Batch):
@@ -174,7 +342,7 @@ class AsyncDriver:
                     if isinstance(reply, rex.NoScriptError):
                         replies[index] = await self._send(step)
         except BaseException as exc:  # every waiter must hear about it, then it propagates
-            for _, future in batch:
+            for _, future in batch:  # each waiter's own run() decides whether its step is retried
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):

@@ -8,12 +8,19 @@ the spec (``except ValueError``) keeps working.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, Literal
 
 __all__ = [
+    "AuthenticationFailed",
+    "ClusterError",
     "CodecError",
     "ConcurrentModification",
     "ConfigurationError",
     "ConvstoreError",
+    "DurabilityNotMet",
+    "DurabilityUnsupported",
+    "PermissionDenied",
+    "ProtocolError",
     "SessionKeyConflict",
     "SessionNotFound",
     "StoreError",
@@ -21,6 +28,8 @@ __all__ = [
     "UnexpectedReply",
     "ValidationError",
 ]
+
+Outcome = Literal["not_sent", "unknown"]
 
 
 class ConvstoreError(Exception):
@@ -81,8 +90,34 @@ class ConcurrentModification(ConvstoreError):
         self.actual = actual
 
 
+class DurabilityUnsupported(ConfigurationError):
+    """``durability="fsync"`` needs WAITAOF (Redis/Valkey >= 7.2) and ``appendonly yes``."""
+
+
 class StoreUnavailable(ConvstoreError, ConnectionError):
-    """Redis could not be reached or did not answer in time; nothing was stored."""
+    """Redis could not be reached or did not answer in time, after the store's retries.
+
+    ``outcome`` says what may have happened: ``"not_sent"`` (no command of this
+    operation reached the server: nothing changed) or ``"unknown"`` (a command was
+    sent and its reply was lost: the write may have been applied). After
+    ``"unknown"``, retry an append with the same ``message_id``: it is stored once.
+    """
+
+    def __init__(self, message: str, *, outcome: Outcome = "unknown") -> None:
+        if outcome == "unknown":
+            message += (
+                " (a command was sent and its outcome is unknown: the write may have been "
+                "applied; retry appends with the same message_id, they are stored once)"
+            )
+        else:
+            message += " (nothing was sent: nothing changed)"
+        super().__init__(message)
+        self.outcome: Outcome = outcome
+
+    @property
+    def sent(self) -> bool:
+        """False only when nothing of this operation reached the server."""
+        return self.outcome != "not_sent"
 
 
 class StoreError(ConvstoreError):
@@ -91,3 +126,37 @@ class StoreError(ConvstoreError):
 
 class UnexpectedReply(StoreError):
     """The server answered something convstore cannot read (e.g. garbage in HELLO or INFO)."""
+
+
+class PermissionDenied(StoreError, PermissionError):
+    """The server's ACL does not let this user run a command or touch a key (NOPERM)."""
+
+
+class AuthenticationFailed(StoreError, PermissionError):
+    """Wrong user name or password, or the server wants a password (WRONGPASS / NOAUTH)."""
+
+
+class ProtocolError(StoreError):
+    """The reply was not Redis protocol: something else listens on that port, or a proxy broke it."""
+
+
+class ClusterError(StoreError):
+    """Redis Cluster refused the command or could not route it (slots not covered, MOVED loop)."""
+
+
+class DurabilityNotMet(StoreError):
+    """The write WAS applied on the primary, but fewer replicas (or fsyncs) acknowledged it in time.
+
+    ``result`` is what the operation returned (for example the ``AppendResult`` list);
+    ``requested`` and ``acknowledged`` count replicas (or, for ``what == "fsync"``,
+    local AOF fsyncs). Retrying an append with the same ids stores nothing twice.
+    """
+
+    def __init__(
+        self, message: str, *, what: str, requested: int, acknowledged: int, result: Any
+    ) -> None:
+        super().__init__(message)
+        self.what = what
+        self.requested = requested
+        self.acknowledged = acknowledged
+        self.result = result

@@ -46,8 +46,14 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Script:
+    """A named script. ``idempotent``: running it twice leaves the same state and the
+    same reply as running it once, so a driver may re-send it when a reply is lost.
+    ``writes``: it changes data (a write concern applies to it)."""
+
     name: str
     source: str
+    idempotent: bool = False
+    writes: bool = True
 
 
 PRELUDE = r"""
@@ -85,9 +91,9 @@ end
 """
 
 
-def script(name: str, body: str) -> Script:
+def script(name: str, body: str, *, idempotent: bool = False, writes: bool = True) -> Script:
     """A session script: ``body`` runs after :data:`PRELUDE` (its names and helpers)."""
-    return Script(name, PRELUDE + body)
+    return Script(name, PRELUDE + body, idempotent, writes)
 
 
 SAVE = script(
@@ -131,6 +137,7 @@ touch_indexes(la, f[3])
 refresh_ttl(f[4])
 return {1, la, f[3] or ''}
 """,
+    idempotent=True,
 )
 
 DELETE = script(
@@ -208,6 +215,7 @@ touch_indexes(la, f[6])
 refresh_ttl(f[7])
 return {1, la, f[6] or '', out}
 """,
+    idempotent=True,
 )
 
 DELETE_MESSAGE = script(
@@ -241,6 +249,8 @@ COUNT = script(
 if redis.call('EXISTS', H) == 0 then return {-1} end
 return {1, redis.call('XLEN', S)}
 """,
+    idempotent=True,
+    writes=False,
 )
 
 SET_RETENTION = script(
@@ -259,6 +269,7 @@ if ttl > 0 then refresh_ttl(ttl) else
 end
 return {1}
 """,
+    idempotent=True,
 )
 
 LIST = Script(
@@ -270,6 +281,8 @@ local rows = redis.call('ZRANGE', KEYS[1], ARGV[1], '-inf', 'BYSCORE', 'REV', 'L
                         'WITHSCORES')
 return rows
 """,
+    idempotent=True,
+    writes=False,
 )
 
 

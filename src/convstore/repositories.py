@@ -37,14 +37,19 @@ class SessionRepository(_Repository):
 
     _driver: SyncDriver
 
-    def save(self, session: ConversationSession, *, force: bool = False) -> str:
+    def save(
+        self, session: ConversationSession, *, force: bool = False, wait_replicas: int | None = None
+    ) -> str:
         """Create or update; returns the session key and sets ``session.revision``.
 
         Raises :class:`SessionKeyConflict` if a *different* session owns the key, and
         :class:`ConcurrentModification` if the stored session changed since this copy
-        was read (``force=True`` skips only the revision check).
+        was read (``force=True`` skips only the revision check). ``wait_replicas``
+        overrides the store's write concern for this call.
         """
-        return self._driver.run(plans.save_session(self._config, session, force))
+        return self._driver.run(
+            plans.save_session(self._config, session, force), wait_replicas=wait_replicas
+        )
 
     def get(self, key: str) -> ConversationSession | None:
         return self._driver.run(plans.get_session(self._config, key))
@@ -83,13 +88,22 @@ class MessageRepository(_Repository):
 
     _driver: SyncDriver
 
-    def append(self, key: str, message: Message) -> AppendResult:
-        """Store one message atomically; a retried ``message_id`` writes nothing."""
-        return self._driver.run(plans.append_messages(self._config, key, (message,)))[0]
+    def append(
+        self, key: str, message: Message, *, wait_replicas: int | None = None
+    ) -> AppendResult:
+        """Store one message atomically; a retried ``message_id`` writes nothing.
 
-    def append_many(self, key: str, messages: Iterable[Message]) -> list[AppendResult]:
-        """Store several messages in one round trip, all or nothing."""
-        return self._driver.run(plans.append_messages(self._config, key, messages))
+        ``wait_replicas`` overrides the store's write concern for this call.
+        """
+        plan = plans.append_messages(self._config, key, (message,))
+        return self._driver.run(plan, wait_replicas=wait_replicas)[0]
+
+    def append_many(
+        self, key: str, messages: Iterable[Message], *, wait_replicas: int | None = None
+    ) -> list[AppendResult]:
+        """Store several messages in one round trip, all or nothing (retried as one)."""
+        plan = plans.append_messages(self._config, key, messages)
+        return self._driver.run(plan, wait_replicas=wait_replicas)
 
     def history(
         self, key: str, limit: int | None = None, *, since: Moment = None, until: Moment = None
@@ -133,8 +147,12 @@ class AsyncSessionRepository(_Repository):
 
     _driver: AsyncDriver
 
-    async def save(self, session: ConversationSession, *, force: bool = False) -> str:
-        return await self._driver.run(plans.save_session(self._config, session, force))
+    async def save(
+        self, session: ConversationSession, *, force: bool = False, wait_replicas: int | None = None
+    ) -> str:
+        return await self._driver.run(
+            plans.save_session(self._config, session, force), wait_replicas=wait_replicas
+        )
 
     async def get(self, key: str) -> ConversationSession | None:
         return await self._driver.run(plans.get_session(self._config, key))
@@ -169,11 +187,17 @@ class AsyncMessageRepository(_Repository):
 
     _driver: AsyncDriver
 
-    async def append(self, key: str, message: Message) -> AppendResult:
-        return (await self._driver.run(plans.append_messages(self._config, key, (message,))))[0]
+    async def append(
+        self, key: str, message: Message, *, wait_replicas: int | None = None
+    ) -> AppendResult:
+        plan = plans.append_messages(self._config, key, (message,))
+        return (await self._driver.run(plan, wait_replicas=wait_replicas))[0]
 
-    async def append_many(self, key: str, messages: Iterable[Message]) -> list[AppendResult]:
-        return await self._driver.run(plans.append_messages(self._config, key, messages))
+    async def append_many(
+        self, key: str, messages: Iterable[Message], *, wait_replicas: int | None = None
+    ) -> list[AppendResult]:
+        plan = plans.append_messages(self._config, key, messages)
+        return await self._driver.run(plan, wait_replicas=wait_replicas)
 
     async def history(
         self, key: str, limit: int | None = None, *, since: Moment = None, until: Moment = None

@@ -10,13 +10,15 @@ import asyncio
 import os
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 from convstore import connections, embedded_server, plans
+from convstore.connections import ClientOptions
 from convstore.drivers import AsyncDriver, SyncDriver
 from convstore.errors import ConfigurationError
 from convstore.keys import KeySpace
 from convstore.plans import Retention, ServerInfo, StoreConfig
+from convstore.policies import DEFAULT_RETRY, Durability, RetryPolicy, WriteConcern
 from convstore.repositories import (
     AsyncMessageRepository,
     AsyncSessionRepository,
@@ -43,19 +45,43 @@ class _Store:
         max_messages: int | None = None,
         max_age: Seconds = None,
         ttl: Seconds = None,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        wait_replicas: int = 0,
+        durability: Durability = "default",
+        wait_timeout: float = 1.0,
     ) -> None:
         """Wrap an existing client (``decode_responses`` must be False).
 
         ``max_messages``, ``max_age`` (seconds or timedelta) and ``ttl`` (sliding,
         seconds or timedelta) are the defaults for every session; see
         :class:`Retention`. Each session can override them with
-        ``sessions.set_retention``.
+        ``sessions.set_retention``. ``retry`` is the store's retry policy (None: no
+        retries); redis-py's own retries on ``client`` are set to 0 so it is the only
+        one. ``wait_replicas`` / ``durability`` / ``wait_timeout`` are the default
+        write concern (see :class:`WriteConcern`).
         """
-        cluster = connections.inspect_client(client)
+        cluster = connections.inspect_client(client, use_async=self._async)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(
+                f"retry must be a convstore RetryPolicy or None, got {type(retry).__name__}"
+            )
+        connections.disable_client_retries(client)
         self.client = client
+        self.retry = retry
+        self.write_concern = WriteConcern(wait_replicas, durability, wait_timeout)
+        read_timeout = connections.socket_timeout(client)
+        if self.write_concern.active and read_timeout is not None and read_timeout <= wait_timeout:
+            raise ConfigurationError(
+                f"wait_timeout ({wait_timeout:g} s) must be shorter than the client's "
+                f"socket_timeout ({read_timeout:g} s): WAIT/WAITAOF can block that long"
+            )
         self.config = StoreConfig(
             KeySpace(namespace), Retention(max_messages, max_age, ttl), cluster=cluster
         )
+        self._build()
+
+    def _build(self) -> None:
+        raise NotImplementedError
 
     @property
     def namespace(self) -> str:
@@ -65,28 +91,64 @@ class _Store:
     def from_url(
         cls,
         url: str,
-        namespace: str = DEFAULT_NAMESPACE,
         *,
+        namespace: str = DEFAULT_NAMESPACE,
         cluster: bool = False,
         max_messages: int | None = None,
         max_age: Seconds = None,
         ttl: Seconds = None,
-        **client_options: Any,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        wait_replicas: int = 0,
+        durability: Durability = "default",
+        wait_timeout: float = 1.0,
+        socket_timeout: float | None = 5.0,
+        socket_connect_timeout: float | None = 5.0,
+        max_connections: int | None = None,
+        client_name: str | None = None,
+        health_check_interval: float = 0.0,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_ca_certs: str | None = None,
+        ssl_cert_reqs: Literal["none", "optional", "required"] | None = None,
+        ssl_check_hostname: bool | None = None,
     ) -> Self:
         """Connect by URL (``redis://``, ``rediss://``, ``unix://``; credentials in the URL).
 
-        Extra keyword arguments go to redis-py's ``from_url``.
+        The connection options are redis-py's (see :class:`ClientOptions`); the rest
+        are the store's (see ``__init__``).
         """
-        client = connections.client_from_url(
-            url, use_async=cls._async, cluster=cluster, **client_options
+        options = ClientOptions(
+            socket_timeout,
+            socket_connect_timeout,
+            max_connections,
+            client_name,
+            health_check_interval,
+            ssl_certfile,
+            ssl_keyfile,
+            ssl_ca_certs,
+            ssl_cert_reqs,
+            ssl_check_hostname,
         )
-        return cls(client, namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl)
+        client = connections.client_from_url(
+            url, use_async=cls._async, cluster=cluster, options=options
+        )
+        return cls(
+            client,
+            namespace=namespace,
+            max_messages=max_messages,
+            max_age=max_age,
+            ttl=ttl,
+            retry=retry,
+            wait_replicas=wait_replicas,
+            durability=durability,
+            wait_timeout=wait_timeout,
+        )
 
     @classmethod
     def embedded(
         cls,
-        namespace: str = DEFAULT_NAMESPACE,
         *,
+        namespace: str = DEFAULT_NAMESPACE,
         server: Any = None,
         max_messages: int | None = None,
         max_age: Seconds = None,
@@ -125,12 +187,29 @@ class _Store:
         return store
 
     @classmethod
-    def from_env(cls, namespace: str = DEFAULT_NAMESPACE, **options: Any) -> Self:
-        """``REDIS_URL`` when set, otherwise the embedded store."""
+    def from_env(
+        cls,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        max_messages: int | None = None,
+        max_age: Seconds = None,
+        ttl: Seconds = None,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+    ) -> Self:
+        """``REDIS_URL`` when set (with ``from_url``'s defaults), otherwise the embedded store."""
         url = os.environ.get("REDIS_URL")
         if url:
-            return cls.from_url(url, namespace, **options)
-        return cls.embedded(namespace, **options)
+            return cls.from_url(
+                url,
+                namespace=namespace,
+                max_messages=max_messages,
+                max_age=max_age,
+                ttl=ttl,
+                retry=retry,
+            )
+        return cls.embedded(
+            namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl
+        )
 
 
 class ConversationStore(_Store):
@@ -138,9 +217,10 @@ class ConversationStore(_Store):
 
     _async = False
 
-    def __init__(self, client: Any, **options: Any) -> None:
-        super().__init__(client, **options)
-        self._driver = SyncDriver(client)
+    def _build(self) -> None:
+        self._driver = SyncDriver(
+            self.client, retry=self.retry, concern=self.write_concern, cluster=self.config.cluster
+        )
         self.sessions = SessionRepository(self._driver, self.config)
         self.messages = MessageRepository(self._driver, self.config)
 
@@ -154,10 +234,20 @@ class ConversationStore(_Store):
             self._server_info = self._driver.run(plans.server_info(self.config))
         return self._server_info
 
+    @property
+    def driver(self) -> SyncDriver:
+        """The driver the repositories use; adapters run their own plans through it."""
+        return self._driver
+
     def close(self) -> None:
+        """Close the client's connections (the store is not usable afterwards)."""
         self.client.close()
         if self._embedded is not None:
             self._embedded.release()
+
+    async def aclose(self) -> None:
+        """The same as :meth:`close`, awaitable, so both stores share ``close``/``aclose``."""
+        self.close()
 
     def __enter__(self) -> Self:
         return self
@@ -173,9 +263,14 @@ class AsyncConversationStore(_Store):
 
     _async = True
 
-    def __init__(self, client: Any, **options: Any) -> None:
-        super().__init__(client, **options)
-        self._driver = AsyncDriver(client, coalesce=not self.config.cluster)
+    def _build(self) -> None:
+        self._driver = AsyncDriver(
+            self.client,
+            coalesce=not self.config.cluster,
+            retry=self.retry,
+            concern=self.write_concern,
+            cluster=self.config.cluster,
+        )
         self.sessions = AsyncSessionRepository(self._driver, self.config)
         self.messages = AsyncMessageRepository(self._driver, self.config)
 
@@ -195,9 +290,14 @@ class AsyncConversationStore(_Store):
         return self._server_info
 
     async def aclose(self) -> None:
+        """Close the client's connections (the store is not usable afterwards)."""
         await self.client.aclose()
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.release)
+
+    async def close(self) -> None:
+        """The same as :meth:`aclose` (awaitable), so both stores share ``close``/``aclose``."""
+        await self.aclose()
 
     async def __aenter__(self) -> Self:
         return self

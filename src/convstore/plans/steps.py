@@ -1,4 +1,21 @@
-"""The steps a plan yields: one command, one script, or several in one round trip."""
+"""The steps a plan yields: one command, one script, or several in one round trip.
+
+Each step says whether it is **safe to repeat** (``step.safe``): whether a driver
+may send it again after a connection error or a timeout left its outcome unknown.
+Only safe steps are retried (``convstore.policies.RetryPolicy``); an unsafe one
+raises :class:`~convstore.errors.StoreUnavailable` with ``outcome="unknown"``.
+
+* a :class:`Call` is safe when its command is in :data:`REPEATABLE_COMMANDS`: reads,
+  and the index updates ``ZADD`` (without ``INCR``) / ``ZREM``, whose repetition
+  changes nothing;
+* a :class:`Run` is safe when its script is declared ``idempotent`` in ``lua.py``
+  (appends, whose message ids are fixed before the first send; touch; retention;
+  count; list);
+* a :class:`Batch` is safe when all its steps are.
+
+A new plan that needs a retried write makes it idempotent first (an id carried in the
+request, or a check of the revision the caller saw) and then declares it so.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +25,20 @@ from typing import Any, TypeVar
 
 from convstore import lua
 
-__all__ = ["Batch", "Call", "Plan", "Run", "Step"]
+__all__ = ["READ_COMMANDS", "REPEATABLE_COMMANDS", "Batch", "Call", "Plan", "Run", "Step"]
 
 T = TypeVar("T")
+
+#: Commands that change no data (a lost reply of one changed nothing).
+READ_COMMANDS = frozenset(
+    {
+        "EXISTS", "GET", "HGET", "HGETALL", "HMGET", "MGET", "PING", "PTTL", "SCAN", "TTL",
+        "TYPE", "XLEN", "XRANGE", "XREVRANGE", "ZCARD", "ZRANGE", "ZSCORE", "WAIT", "WAITAOF",
+    }
+)  # fmt: skip
+
+#: Commands a driver may re-send after a lost reply (see the module docstring).
+REPEATABLE_COMMANDS = READ_COMMANDS | {"ZADD", "ZREM"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +47,17 @@ class Call:
 
     args: tuple[Any, ...]
     any_node: bool = False
+
+    @property
+    def safe(self) -> bool:
+        name = str(self.args[0]).upper() if self.args else ""
+        if name == "ZADD":
+            return not any(isinstance(a, str) and a.upper() == "INCR" for a in self.args)
+        return name in REPEATABLE_COMMANDS
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.args) and str(self.args[0]).upper() not in READ_COMMANDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +68,28 @@ class Run:
     keys: tuple[str, ...]
     args: tuple[Any, ...]
 
+    @property
+    def safe(self) -> bool:
+        return self.script.idempotent
+
+    @property
+    def writes(self) -> bool:
+        return self.script.writes
+
 
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Several steps in one round trip (a non-transactional pipeline); replies come back in order."""
 
     steps: tuple[Call | Run, ...]
+
+    @property
+    def safe(self) -> bool:
+        return all(step.safe for step in self.steps)
+
+    @property
+    def writes(self) -> bool:
+        return any(step.writes for step in self.steps)
 
 
 Step = Call | Run | Batch

@@ -116,16 +116,17 @@ class EngineBase:
             self.store = store
         else:
             url = url or os.environ.get("REDIS_URL") or None
-            if url is not None:
-                built = connections.client_from_url(
+            if client is not None:
+                self.store = AsyncConversationStore(client, namespace=namespace)
+            elif url is not None:
+                self.store = AsyncConversationStore.from_url(
                     url,
-                    use_async=True,
+                    namespace=namespace,
                     socket_timeout=socket_timeout,
                     socket_connect_timeout=socket_connect_timeout,
                 )
             else:
-                built = client if client is not None else _env_client()
-            self.store = AsyncConversationStore(built, namespace=namespace)
+                self.store = AsyncConversationStore(_env_client(), namespace=namespace)
         inherited = self.store.config.retention
         if conversation_limit is FROM_STORE:
             conversation_limit = (

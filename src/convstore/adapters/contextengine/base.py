@@ -14,6 +14,7 @@ from convstore import connections
 from convstore.errors import ConvstoreError, StoreUnavailable, ValidationError
 from convstore.plans import Plan, Retention, StoreConfig, seconds_to_ms
 from convstore.plans import contextengine as cep
+from convstore.policies import DEFAULT_RETRY, RetryPolicy
 from convstore.store import DEFAULT_NAMESPACE, AsyncConversationStore
 from convstore.validation import optional_positive_int, optional_seconds
 
@@ -98,6 +99,7 @@ class EngineBase:
         socket_connect_timeout: float | None = connections.DEFAULT_CLIENT_OPTIONS[
             "socket_connect_timeout"
         ],
+        retry: RetryPolicy | None = DEFAULT_RETRY,
     ) -> None:
         given = [
             n for n, v in (("store", store), ("url", url), ("client", client)) if v is not None
@@ -117,16 +119,17 @@ class EngineBase:
         else:
             url = url or os.environ.get("REDIS_URL") or None
             if client is not None:
-                self.store = AsyncConversationStore(client, namespace=namespace)
+                self.store = AsyncConversationStore(client, namespace=namespace, retry=retry)
             elif url is not None:
                 self.store = AsyncConversationStore.from_url(
                     url,
                     namespace=namespace,
+                    retry=retry,
                     socket_timeout=socket_timeout,
                     socket_connect_timeout=socket_connect_timeout,
                 )
             else:
-                self.store = AsyncConversationStore(_env_client(), namespace=namespace)
+                self.store = AsyncConversationStore(_env_client(), namespace=namespace, retry=retry)
         inherited = self.store.config.retention
         if conversation_limit is FROM_STORE:
             conversation_limit = (

@@ -26,6 +26,7 @@ from convstore.adapters.contextengine.base import (
 )
 from convstore.adapters.contextengine.conversation import ConversationMethods
 from convstore.adapters.contextengine.maintenance import MaintenanceMethods
+from convstore.policies import DEFAULT_RETRY, RetryPolicy
 from convstore.store import DEFAULT_NAMESPACE, AsyncConversationStore
 
 __all__ = ["ContextEngineStore"]
@@ -49,6 +50,7 @@ class ContextEngineStore(MaintenanceMethods, ConversationMethods):
     ``compression_policy`` (aiecs's token-based policy), ``compress_on_append``,
     ``compression_summary_role``, and for summaries either ``summarizer`` (``async
     (messages) -> str``) or aiecs's ``llm_client`` (its ``generate_text`` is called).
+    ``retry`` is the store's retry policy when the engine builds its store.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class ContextEngineStore(MaintenanceMethods, ConversationMethods):
         socket_connect_timeout: float | None = connections.DEFAULT_CLIENT_OPTIONS[
             "socket_connect_timeout"
         ],
+        retry: RetryPolicy | None = DEFAULT_RETRY,
     ) -> None:
         super().__init__(
             store,
@@ -82,6 +85,7 @@ class ContextEngineStore(MaintenanceMethods, ConversationMethods):
             checkpoint_ttl=checkpoint_ttl,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_connect_timeout,
+            retry=retry,
         )
         self.configure_compression(
             compression_config=compression_config,

@@ -14,6 +14,7 @@ __all__ = [
     "ConcurrentModification",
     "ConfigurationError",
     "ConvstoreError",
+    "SessionExists",
     "SessionKeyConflict",
     "SessionNotFound",
     "StoreError",
@@ -51,10 +52,22 @@ class ConfigurationError(ConvstoreError, ValueError):
 
 
 class SessionNotFound(ConvstoreError, LookupError):
-    """The session key names no stored session."""
+    """The session key names no stored session.
 
-    def __init__(self, session_key: str) -> None:
-        super().__init__(f"no session stored under key {session_key!r}")
+    ``suggestions`` are stored keys that start with ``session_key + "_"``: the caller
+    probably passed a session id where the session key was meant.
+    """
+
+    def __init__(self, session_key: str, suggestions: Iterable[str] = ()) -> None:
+        self.suggestions: tuple[str, ...] = tuple(suggestions)
+        message = f"no session stored under key {session_key!r}"
+        if self.suggestions:
+            names = " or ".join(repr(s) for s in self.suggestions)
+            message += (
+                f"; did you mean {names}? (a session key is session_id + '_' + the roles; "
+                "save() returns it)"
+            )
+        super().__init__(message)
         self.session_key = session_key
 
 
@@ -77,6 +90,25 @@ class ConcurrentModification(ConvstoreError):
         )
         self.session_key = session_key
         self.expected = expected
+        self.actual = actual
+
+
+class SessionExists(ConcurrentModification):
+    """A session is already stored under this key: ``create()``, or ``save()`` of a new object.
+
+    A :class:`ConcurrentModification` (the copy expected no stored revision), so code that
+    catches that keeps working.
+    """
+
+    def __init__(self, session_key: str, actual: int) -> None:
+        ConvstoreError.__init__(
+            self,
+            f"a session is already stored under key {session_key!r} (revision {actual}); to "
+            "change it, get() it and save() the copy, or save(session, force=True) to "
+            "overwrite it",
+        )
+        self.session_key = session_key
+        self.expected = 0
         self.actual = actual
 
 

@@ -37,12 +37,17 @@ class SessionRepository(_Repository):
 
     _driver: SyncDriver
 
+    def create(self, session: ConversationSession) -> str:
+        """Store a new session; :class:`SessionExists` if one is already stored under its key."""
+        return self._driver.run(plans.create_session(self._config, session))
+
     def save(self, session: ConversationSession, *, force: bool = False) -> str:
         """Create or update; returns the session key and sets ``session.revision``.
 
         Raises :class:`SessionKeyConflict` if a *different* session owns the key, and
         :class:`ConcurrentModification` if the stored session changed since this copy
-        was read (``force=True`` skips only the revision check).
+        was read: :class:`SessionExists` for a freshly built copy of a stored session.
+        ``force=True`` skips only the revision check (an upsert).
         """
         return self._driver.run(plans.save_session(self._config, session, force))
 
@@ -132,6 +137,9 @@ class AsyncSessionRepository(_Repository):
     """Async twin of :class:`SessionRepository`."""
 
     _driver: AsyncDriver
+
+    async def create(self, session: ConversationSession) -> str:
+        return await self._driver.run(plans.create_session(self._config, session))
 
     async def save(self, session: ConversationSession, *, force: bool = False) -> str:
         return await self._driver.run(plans.save_session(self._config, session, force))

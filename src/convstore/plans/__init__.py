@@ -24,6 +24,7 @@ from convstore.plans.messages import (
 )
 from convstore.plans.results import AppendResult, HistoryPage, SessionPage
 from convstore.plans.sessions import (
+    create_session,
     delete_session,
     get_session,
     list_sessions,
@@ -52,6 +53,7 @@ __all__ = [
     "as_text",
     "clear",
     "count",
+    "create_session",
     "delete_message",
     "delete_session",
     "epoch_micros",

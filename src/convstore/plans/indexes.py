@@ -6,15 +6,29 @@ so the plans update them after the script from what it returned.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
+from convstore.errors import SessionNotFound
 from convstore.models import ConversationSession
 from convstore.plans.config import StoreConfig
 from convstore.plans.steps import Batch, Call, Plan
 from convstore.plans.values import as_text
 
-__all__ = ["cluster_index_sync", "index_keys", "split_idx"]
+__all__ = [
+    "SUGGESTION_SCAN_BUDGET",
+    "cluster_index_sync",
+    "index_keys",
+    "missing_session",
+    "split_idx",
+]
+
+#: At most this many index entries are examined for "did you mean" (error path only).
+SUGGESTION_SCAN_BUDGET = 2000
+_SCAN_COUNT = 500
+_MAX_SUGGESTIONS = 3
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
 def index_keys(config: StoreConfig, session: ConversationSession) -> list[str]:
@@ -40,3 +54,29 @@ def cluster_index_sync(
 
 def split_idx(raw: bytes | str | None) -> list[str]:
     return [k for k in as_text(raw or b"").split("\n") if k]
+
+
+def missing_session(config: StoreConfig, key: str) -> Plan[NoReturn]:
+    """Raise :class:`SessionNotFound`, naming stored keys ``key + "_..."`` when ``key`` is a
+    session id rather than a session key (``"c2"`` for ``"c2_mc_to_analyst"``).
+
+    Bounded: ZSCAN MATCH over the namespace's index, at most
+    :data:`SUGGESTION_SCAN_BUDGET` entries, and only on this error path.
+    """
+    pattern = _GLOB_SPECIAL.sub(r"\\\1", key) + "_*"
+    found: set[str] = set()
+    cursor: Any = 0
+    for _ in range(SUGGESTION_SCAN_BUDGET // _SCAN_COUNT):
+        cursor, rows = yield Call(
+            ("ZSCAN", config.keyspace.index_all, cursor, "MATCH", pattern, "COUNT", _SCAN_COUNT)
+        )
+        # redis-py pairs the reply up as (member, score); a raw reply is flat
+        pairs = (
+            rows
+            if rows and isinstance(rows[0], tuple | list)
+            else zip(rows[::2], rows[1::2], strict=False)
+        )
+        found.update(as_text(member) for member, _ in pairs)
+        if int(cursor) == 0 or len(found) >= _MAX_SUGGESTIONS:
+            break
+    raise SessionNotFound(key, sorted(found)[:_MAX_SUGGESTIONS])

@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from convstore import codec, lua
-from convstore.errors import CodecError, SessionNotFound, ValidationError
+from convstore.errors import CodecError, ValidationError
 from convstore.models import AgentCommunicationMessage, MessageType, parse_choice, to_utc, utc_now
 from convstore.plans.config import StoreConfig
-from convstore.plans.indexes import cluster_index_sync, split_idx
+from convstore.plans.indexes import cluster_index_sync, missing_session, split_idx
 from convstore.plans.results import AppendResult, HistoryPage
 from convstore.plans.steps import Call, Plan, Run
 from convstore.plans.values import as_text, epoch_micros, ms_bound
@@ -102,7 +102,7 @@ def append_messages(
     ]
     if not prepared:  # nothing to write, but an unknown session is still an error
         if not (yield Call(("EXISTS", config.keyspace.session(key).session))):
-            raise SessionNotFound(key)
+            yield from missing_session(config, key)
         return []
     keys, common = config.common(key)
     args: list[Any] = [
@@ -114,7 +114,7 @@ def append_messages(
         args += (codec.encode_message_id(message_id), ms, payload)
     reply = yield Run(lua.APPEND, keys.all(), tuple(args))
     if int(reply[0]) == -1:
-        raise SessionNotFound(key)
+        yield from missing_session(config, key)
     yield from cluster_index_sync(config, key, split_idx(reply[2]), (), reply[1])
     out = reply[3]
     return [
@@ -139,7 +139,7 @@ def _read(config: StoreConfig, key: str, command: tuple[Any, ...]) -> Plan[list[
     """Run one XRANGE/XREVRANGE; an empty answer is told apart from a missing session."""
     rows: list[Any] = yield Call(command)
     if not rows and not (yield Call(("EXISTS", config.keyspace.session(key).session))):
-        raise SessionNotFound(key)
+        yield from missing_session(config, key)
     return rows
 
 
@@ -226,7 +226,7 @@ def count(config: StoreConfig, key: str) -> Plan[int]:
     keys, common = config.common(key)
     reply = yield Run(lua.COUNT, keys.all(), common)
     if int(reply[0]) == -1:
-        raise SessionNotFound(key)
+        yield from missing_session(config, key)
     return int(reply[1])
 
 
@@ -238,7 +238,7 @@ def delete_message(config: StoreConfig, key: str, message_id: str) -> Plan[bool]
         lua.DELETE_MESSAGE, keys.all(), (*common, codec.encode_message_id(message_id))
     )
     if int(reply[0]) == -1:
-        raise SessionNotFound(key)
+        yield from missing_session(config, key)
     return bool(int(reply[0]))
 
 
@@ -246,5 +246,5 @@ def clear(config: StoreConfig, key: str) -> Plan[int]:
     keys, common = config.common(key)
     reply = yield Run(lua.CLEAR, keys.all(), common)
     if int(reply[0]) == -1:
-        raise SessionNotFound(key)
+        yield from missing_session(config, key)
     return int(reply[1])

@@ -11,19 +11,20 @@ import msgpack
 from convstore import codec, lua
 from convstore.errors import (
     ConcurrentModification,
+    SessionExists,
     SessionKeyConflict,
-    SessionNotFound,
     ValidationError,
 )
 from convstore.models import ConversationSession, SessionType, parse_choice
 from convstore.plans.config import Retention, StoreConfig
-from convstore.plans.indexes import cluster_index_sync, index_keys, split_idx
+from convstore.plans.indexes import cluster_index_sync, index_keys, missing_session, split_idx
 from convstore.plans.results import SessionPage
 from convstore.plans.steps import Batch, Call, Plan, Run
 from convstore.plans.values import as_text, epoch_micros, from_epoch_micros
 from convstore.validation import positive_int
 
 __all__ = [
+    "create_session",
     "delete_session",
     "get_session",
     "list_sessions",
@@ -58,11 +59,25 @@ def ping(config: StoreConfig) -> Plan[bool]:
 
 
 def save_session(config: StoreConfig, session: ConversationSession, force: bool) -> Plan[str]:
+    """Write ``session`` if the stored revision is still the one it was read at.
+
+    A freshly built object (revision 0) therefore creates; on a key that is already
+    stored it raises :class:`SessionExists`. ``force`` skips the revision check: upsert.
+    """
+    return (yield from _write_session(config, session, -1 if force else session.revision))
+
+
+def create_session(config: StoreConfig, session: ConversationSession) -> Plan[str]:
+    """Write ``session`` only if nothing is stored under its key (:class:`SessionExists`)."""
+    return (yield from _write_session(config, session, 0))
+
+
+def _write_session(config: StoreConfig, session: ConversationSession, expected: int) -> Plan[str]:
+    """``expected``: the stored revision required (0 = none stored, -1 = any)."""
     session.validate()
     key = session.generate_session_key()
     keys, common = config.common(key)
     index = index_keys(config, session)
-    expected = -1 if force else session.revision
     reply = yield Run(
         lua.SAVE,
         keys.all(),
@@ -79,7 +94,9 @@ def save_session(config: StoreConfig, session: ConversationSession, force: bool)
     if status == -2:
         raise SessionKeyConflict(key, f"it is held by {_describe_identity(reply[1])}")
     if status == -3:
-        raise ConcurrentModification(key, session.revision, int(reply[1]))
+        if expected == 0:
+            raise SessionExists(key, int(reply[1]))
+        raise ConcurrentModification(key, expected, int(reply[1]))
     old = set(split_idx(reply[2])) - set(index)
     yield from cluster_index_sync(config, key, index, old, reply[1])
     session.revision = status
@@ -115,7 +132,7 @@ def touch_session(config: StoreConfig, key: str) -> Plan[datetime]:
     keys, common = config.common(key)
     reply = yield Run(lua.TOUCH, keys.all(), common)
     if int(reply[0]) == -1:
-        raise SessionNotFound(key)
+        yield from missing_session(config, key)
     yield from cluster_index_sync(config, key, split_idx(reply[2]), (), reply[1])
     return from_epoch_micros(reply[1])
 
@@ -140,7 +157,7 @@ def set_retention(config: StoreConfig, key: str, retention: Retention | None) ->
     )
     reply = yield Run(lua.SET_RETENTION, keys.all(), (*common, *fields))
     if int(reply[0]) == -1:
-        raise SessionNotFound(key)
+        yield from missing_session(config, key)
 
 
 def _parse_cursor(cursor: str | None) -> tuple[str, int | None, bytes | None]:

@@ -70,7 +70,7 @@ class SessionRepository(_Repository):
         participant_id: str | None = None,
         session_type: str | None = None,
         *,
-        limit: int = 50,
+        limit: int | None = 50,
         cursor: str | None = None,
     ) -> SessionPage:
         """Most recently active first; pass the returned ``cursor`` back for the next page."""
@@ -105,7 +105,7 @@ class MessageRepository(_Repository):
     def last(self, key: str, n: int) -> list[dict[str, Any]]:
         return self.history(key, n)
 
-    def page(self, key: str, before: str | None = None, limit: int = 50) -> HistoryPage:
+    def page(self, key: str, before: str | None = None, limit: int | None = 50) -> HistoryPage:
         """Walk backwards: the page before ``before`` (a cursor from the previous page)."""
         return self._driver.run(plans.page(self._config, key, before, limit))
 
@@ -161,7 +161,7 @@ class AsyncSessionRepository(_Repository):
         participant_id: str | None = None,
         session_type: str | None = None,
         *,
-        limit: int = 50,
+        limit: int | None = 50,
         cursor: str | None = None,
     ) -> SessionPage:
         return await self._driver.run(
@@ -191,7 +191,9 @@ class AsyncMessageRepository(_Repository):
     async def last(self, key: str, n: int) -> list[dict[str, Any]]:
         return await self.history(key, n)
 
-    async def page(self, key: str, before: str | None = None, limit: int = 50) -> HistoryPage:
+    async def page(
+        self, key: str, before: str | None = None, limit: int | None = 50
+    ) -> HistoryPage:
         return await self._driver.run(plans.page(self._config, key, before, limit))
 
     async def agent_messages(

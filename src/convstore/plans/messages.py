@@ -16,7 +16,7 @@ from convstore.plans.indexes import cluster_index_sync, missing_session, split_i
 from convstore.plans.results import AppendResult, HistoryPage
 from convstore.plans.steps import Call, Plan, Run
 from convstore.plans.values import as_text, epoch_micros, ms_bound
-from convstore.validation import optional_positive_int
+from convstore.validation import limit_or_all
 
 __all__ = [
     "agent_messages",
@@ -150,7 +150,7 @@ def history(
     since: datetime | str | None = None,
     until: datetime | str | None = None,
 ) -> Plan[list[dict[str, Any]]]:
-    optional_positive_int(limit, "limit")
+    limit = limit_or_all(limit)
     stream = config.keyspace.session(key).messages
     start, end = ms_bound(since, "-", "since"), ms_bound(until, "+", "until")
     if limit is None:
@@ -163,14 +163,15 @@ def history(
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 
-def page(config: StoreConfig, key: str, before: str | None, limit: int) -> Plan[HistoryPage]:
-    optional_positive_int(limit, "limit")
+def page(config: StoreConfig, key: str, before: str | None, limit: int | None) -> Plan[HistoryPage]:
+    limit = limit_or_all(limit)
     if before is not None and not (isinstance(before, str) and _STREAM_ID.fullmatch(before)):
         raise ValidationError(f"not a history cursor: {before!r}", field="before")
     stream = config.keyspace.session(key).messages
     end = "+" if before is None else f"({before}"
-    rows = yield from _read(config, key, ("XREVRANGE", stream, end, "-", "COUNT", limit + 1))
-    more = len(rows) > limit
+    count = () if limit is None else ("COUNT", limit + 1)
+    rows = yield from _read(config, key, ("XREVRANGE", stream, end, "-", *count))
+    more = limit is not None and len(rows) > limit
     rows = rows[:limit]
     cursor = as_text(rows[-1][0]) if more else None
     return HistoryPage([_entry(r) for r in reversed(rows)], cursor)
@@ -189,7 +190,7 @@ def agent_messages(
     chunk: int = 500,
 ) -> Plan[list[AgentCommunicationMessage]]:
     """Agent messages (those with routing metadata), filtered first, then the newest ``limit``."""
-    optional_positive_int(limit, "limit")
+    limit = limit_or_all(limit)
     wanted = None
     if message_types is not None:
         wanted = {str(parse_choice(t, MessageType, "message_types")) for t in message_types}

@@ -21,7 +21,7 @@ from convstore.plans.indexes import cluster_index_sync, index_keys, missing_sess
 from convstore.plans.results import SessionPage
 from convstore.plans.steps import Batch, Call, Plan, Run
 from convstore.plans.values import as_text, epoch_micros, from_epoch_micros
-from convstore.validation import positive_int
+from convstore.validation import limit_or_all
 
 __all__ = [
     "create_session",
@@ -160,6 +160,10 @@ def set_retention(config: StoreConfig, key: str, retention: Retention | None) ->
         yield from missing_session(config, key)
 
 
+#: Sessions read per round trip when ``list(limit=None)`` walks a whole index.
+_LIST_CHUNK = 500
+
+
 def _parse_cursor(cursor: str | None) -> tuple[str, int | None, bytes | None]:
     if cursor is None:
         return "+inf", None, None
@@ -173,10 +177,11 @@ def list_sessions(
     config: StoreConfig,
     participant_id: str | None,
     session_type: str | None,
-    limit: int,
+    limit: int | None,
     cursor: str | None,
 ) -> Plan[SessionPage]:
-    positive_int(limit, "limit")
+    """Sessions by last activity, newest first; ``limit=None`` walks the whole index."""
+    wanted = limit_or_all(limit)
     ks = config.keyspace
     if session_type is not None:
         session_type = str(parse_choice(session_type, SessionType, "session_type"))
@@ -192,8 +197,9 @@ def list_sessions(
     items: list[ConversationSession] = []
     stale: list[bytes] = []
     last: tuple[int, bytes] | None = None
-    while len(items) < limit:
-        rows = yield Run(lua.LIST, (index,), (max_score, limit - len(items)))
+    while wanted is None or len(items) < wanted:
+        chunk = _LIST_CHUNK if wanted is None else wanted - len(items)
+        rows = yield Run(lua.LIST, (index,), (max_score, chunk))
         pairs = [(rows[i], int(float(rows[i + 1]))) for i in range(0, len(rows), 2)]
         if after_score is not None and after_member is not None:
             pairs = [
@@ -203,7 +209,7 @@ def list_sessions(
             ]
         if not pairs:
             break
-        pairs = pairs[: limit - len(items)]
+        pairs = pairs[:chunk]
         replies = yield Batch(
             tuple(Call(("HMGET", ks.session(as_text(m)).session, *_GET_FIELDS)) for m, _ in pairs)
         )
@@ -218,5 +224,5 @@ def list_sessions(
         max_score, after_score, after_member = str(last[0]), last[0], last[1]
     if stale:  # sessions that expired by TTL leave index entries behind: drop them now
         yield Call(("ZREM", index, *stale))
-    more = len(items) == limit and last is not None
+    more = len(items) == wanted and last is not None
     return SessionPage(items, f"{last[0]}:{as_text(last[1])}" if more and last else None)

@@ -93,8 +93,12 @@ class _Store:
         return cls(client, namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl)
 
     @classmethod
-    def from_env(cls, namespace: str = DEFAULT_NAMESPACE, **options: Any) -> Self:
-        """``REDIS_URL`` when set, otherwise the embedded store."""
+    def from_env(cls, namespace: str | None = None, **options: Any) -> Self:
+        """``REDIS_URL`` when set, otherwise the embedded store.
+
+        The namespace is ``namespace``, else ``CONVSTORE_NAMESPACE``, else ``"convstore"``.
+        """
+        namespace = namespace or os.environ.get("CONVSTORE_NAMESPACE") or DEFAULT_NAMESPACE
         url = os.environ.get("REDIS_URL")
         if url:
             return cls.from_url(url, namespace, **options)

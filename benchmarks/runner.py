@@ -22,6 +22,7 @@ from benchmarks import report
 from benchmarks.common import SIZES, Progress, Results
 from benchmarks.peers import PEERS, availability
 from benchmarks.workloads import CLIENT_OPTIONS, Bench, Step, run_steps
+from convstore import KeySpace, ValidationError
 
 DEFAULT_URL = "redis://127.0.0.1:6379/13"
 
@@ -51,6 +52,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--allow-nonempty",
         action="store_true",
         help="run even if the database already holds keys (only ours are touched)",
+    )
+    p.add_argument(
+        "--namespace",
+        default=None,
+        help="key prefix of the run (default: a fresh bench-<random>); every key it writes, "
+        "and so every key it deletes, is under NAMESPACE:*",
     )
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback server")
     p.add_argument("--no-peers", action="store_true", help="skip langchain / llama-index")
@@ -139,7 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
-    namespace = f"bench-{uuid.uuid4().hex[:10]}"
+    namespace = args.namespace or f"bench-{uuid.uuid4().hex[:10]}"
+    try:
+        KeySpace(namespace)  # the store's own rule, so the prefix is one convstore accepts
+    except ValidationError as exc:
+        admin.close()
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
     previous = signal.signal(signal.SIGTERM, _sigterm)
     results = Results()
     bench: Bench | None = None

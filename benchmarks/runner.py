@@ -23,6 +23,7 @@ from benchmarks.common import SIZES, Progress, Results
 from benchmarks.peers import PEERS, availability
 from benchmarks.workloads import CLIENT_OPTIONS, Bench, Step, run_steps
 from convstore import KeySpace, ValidationError
+from convstore.urls import redact_url
 
 DEFAULT_URL = "redis://127.0.0.1:6379/13"
 
@@ -79,30 +80,22 @@ def is_loopback(url: str) -> bool:
 
 def check_target(url: str, allow_remote: bool, allow_nonempty: bool) -> redis.Redis:
     if not is_loopback(url) and not allow_remote:
-        raise Refused(f"{_redact(url)} is not a loopback address; pass --allow-remote to use it")
+        raise Refused(f"{redact_url(url)} is not a loopback address; pass --allow-remote to use it")
     client = redis.Redis.from_url(url, **CLIENT_OPTIONS)
     try:
         keys = int(client.dbsize())
     except redis.RedisError as exc:
         client.close()
-        raise Refused(f"cannot reach Redis at {_redact(url)}: {exc}") from exc
+        raise Refused(f"cannot reach Redis at {redact_url(url)}: {exc}") from exc
     if keys and not allow_nonempty:
         db = client.connection_pool.connection_kwargs.get("db", 0)
         client.close()
         raise Refused(
-            f"database {db} at {_redact(url)} already holds {keys} keys; use an empty database "
+            f"database {db} at {redact_url(url)} already holds {keys} keys; use an empty database "
             f"(e.g. {DEFAULT_URL}) or pass --allow-nonempty (only keys under the run's own "
             "prefix are written and deleted)"
         )
     return client
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
 
 
 def cleanup(client: redis.Redis, namespace: str) -> int:
@@ -124,7 +117,7 @@ def _meta(url: str, size: str, namespace: str, client: redis.Redis) -> dict[str,
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "size": size,
-        "redis_url": _redact(url),
+        "redis_url": redact_url(url),
         "redis_version": info.get("redis_version"),
         "python": platform.python_version(),
         "redis_py": redis.__version__,

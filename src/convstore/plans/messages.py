@@ -10,7 +10,15 @@ from typing import Any
 
 from convstore import codec, lua
 from convstore.errors import CodecError, ValidationError
-from convstore.models import AgentCommunicationMessage, MessageType, parse_choice, to_utc, utc_now
+from convstore.models import (
+    ENTRY_KEYS,
+    REQUIRED_ROUTING_KEYS,
+    AgentCommunicationMessage,
+    MessageType,
+    parse_choice,
+    to_utc,
+    utc_now,
+)
 from convstore.plans.config import StoreConfig
 from convstore.plans.indexes import cluster_index_sync, missing_session, split_idx
 from convstore.plans.results import AppendResult, HistoryPage
@@ -29,7 +37,7 @@ __all__ = [
     "page",
 ]
 
-_ENTRY_KEYS = frozenset(("role", "content", "timestamp", "metadata"))
+_ENTRY_KEYS = frozenset(ENTRY_KEYS)
 
 
 def new_message_ids(count: int) -> list[str]:
@@ -178,7 +186,7 @@ def page(config: StoreConfig, key: str, before: str | None, limit: int | None) -
 
 
 #: Routing keys every stored agent message carries; entries without them are plain messages.
-_AGENT_KEYS = frozenset(("sender_id", "sender_type", "recipient_id", "recipient_type"))
+_AGENT_KEYS = frozenset(REQUIRED_ROUTING_KEYS)
 
 
 def agent_messages(

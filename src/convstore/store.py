@@ -116,6 +116,11 @@ class ConversationStore(_Store):
         self.sessions = SessionRepository(self._driver, self.config)
         self.messages = MessageRepository(self._driver, self.config)
 
+    @property
+    def driver(self) -> SyncDriver:
+        """The driver the repositories use; adapters run their own plans through it."""
+        return self._driver
+
     def ping(self) -> bool:
         """True when the server answers; raises :class:`StoreUnavailable` when it cannot."""
         return self._driver.run(plans.ping(self.config))

@@ -245,9 +245,9 @@ def test_append_to_a_missing_session_suggests_keys() -> None:
     run = Stepper(plans.append_messages(config(), "c2", [{"role": "user", "content": "x"}]))
     run.first()
     scan = run.send([-1])
-    assert scan == Call(("ZSCAN", f"{NS}:idx:all", 0, "MATCH", "c2_*", "COUNT", 500))
+    assert scan == Run(lua.SUGGEST, (f"{NS}:idx:all",), ("c2_*", 500, 250, 3))
     with pytest.raises(SessionNotFound, match="did you mean 'c2_mc_to_analyst'"):
-        run.send((b"0", [(b"c2_mc_to_analyst", 5.0)]))
+        run.send([b"c2_mc_to_analyst"])
 
 
 def test_append_of_nothing_still_checks_the_session() -> None:
@@ -279,9 +279,9 @@ def test_empty_history_tells_empty_from_missing() -> None:
     gone = Stepper(plans.history(config(), "k", 3))
     gone.first()
     gone.send([])
-    assert gone.send(0) == Call(("ZSCAN", f"{NS}:idx:all", 0, "MATCH", "k_*", "COUNT", 500))
+    assert gone.send(0) == Run(lua.SUGGEST, (f"{NS}:idx:all",), ("k_*", 500, 250, 3))
     with pytest.raises(SessionNotFound) as caught:
-        gone.send((b"0", []))
+        gone.send([])
     assert caught.value.suggestions == ()
 
 
@@ -310,9 +310,9 @@ def test_count_and_missing_session() -> None:
     assert run.send([1, 7]) is None and run.result == 7
     gone = Stepper(plans.count(config(), "k"))
     gone.first()
-    assert isinstance(gone.send([-1]), Call)  # the suggestion lookup
+    assert gone.send([-1]).script is lua.SUGGEST  # the suggestion lookup
     with pytest.raises(SessionNotFound):
-        gone.send((b"0", []))
+        gone.send([])
 
 
 def test_limits_are_checked_before_anything_is_sent() -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "PRELUDE",
     "SAVE",
     "SET_RETENTION",
+    "SUGGEST",
     "TOUCH",
     "Script",
     "script",
@@ -263,5 +264,22 @@ local rows = redis.call('ZRANGE', KEYS[1], ARGV[1], '-inf', 'BYSCORE', 'REV', 'L
                         tonumber(ARGV[2]) + redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]),
                         'WITHSCORES')
 return rows
+""",
+)
+
+SUGGEST = Script(
+    "suggest",
+    r"""
+-- KEYS[1] index; ARGV[1] MATCH pattern, [2] most entries to examine, [3] ZSCAN COUNT,
+-- [4] most members to return. Read-only, bounded: "did you mean" on the error path only.
+local cursor, seen, found = '0', 0, {}
+local budget, step, most = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+repeat
+  local reply = redis.call('ZSCAN', KEYS[1], cursor, 'MATCH', ARGV[1], 'COUNT', step)
+  cursor = reply[1]
+  for i = 1, #reply[2], 2 do found[#found + 1] = reply[2][i] end
+  seen = seen + step
+until cursor == '0' or seen >= budget or #found >= most
+return found
 """,
 )

@@ -10,10 +10,11 @@ import re
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
+from convstore import lua
 from convstore.errors import SessionNotFound
 from convstore.models import ConversationSession
 from convstore.plans.config import StoreConfig
-from convstore.plans.steps import Batch, Call, Plan
+from convstore.plans.steps import Batch, Call, Plan, Run
 from convstore.plans.values import as_text
 
 __all__ = [
@@ -24,9 +25,10 @@ __all__ = [
     "split_idx",
 ]
 
-#: At most this many index entries are examined for "did you mean" (error path only).
-SUGGESTION_SCAN_BUDGET = 2000
-_SCAN_COUNT = 500
+#: At most this many index entries are examined for "did you mean" (error path only):
+#: ZSCAN costs about 3 µs per entry on Redis 7.0, so at most ~1.5 ms of server time.
+SUGGESTION_SCAN_BUDGET = 500
+_SCAN_COUNT = 250
 _MAX_SUGGESTIONS = 3
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
@@ -60,23 +62,13 @@ def missing_session(config: StoreConfig, key: str) -> Plan[NoReturn]:
     """Raise :class:`SessionNotFound`, naming stored keys ``key + "_..."`` when ``key`` is a
     session id rather than a session key (``"c2"`` for ``"c2_mc_to_analyst"``).
 
-    Bounded: ZSCAN MATCH over the namespace's index, at most
-    :data:`SUGGESTION_SCAN_BUDGET` entries, and only on this error path.
+    Bounded: one script running ZSCAN MATCH over the namespace's index, examining at most
+    :data:`SUGGESTION_SCAN_BUDGET` entries; it runs only on this error path.
     """
     pattern = _GLOB_SPECIAL.sub(r"\\\1", key) + "_*"
-    found: set[str] = set()
-    cursor: Any = 0
-    for _ in range(SUGGESTION_SCAN_BUDGET // _SCAN_COUNT):
-        cursor, rows = yield Call(
-            ("ZSCAN", config.keyspace.index_all, cursor, "MATCH", pattern, "COUNT", _SCAN_COUNT)
-        )
-        # redis-py pairs the reply up as (member, score); a raw reply is flat
-        pairs = (
-            rows
-            if rows and isinstance(rows[0], tuple | list)
-            else zip(rows[::2], rows[1::2], strict=False)
-        )
-        found.update(as_text(member) for member, _ in pairs)
-        if int(cursor) == 0 or len(found) >= _MAX_SUGGESTIONS:
-            break
-    raise SessionNotFound(key, sorted(found)[:_MAX_SUGGESTIONS])
+    found = yield Run(
+        lua.SUGGEST,
+        (config.keyspace.index_all,),
+        (pattern, SUGGESTION_SCAN_BUDGET, _SCAN_COUNT, _MAX_SUGGESTIONS),
+    )
+    raise SessionNotFound(key, sorted({as_text(m) for m in found})[:_MAX_SUGGESTIONS])

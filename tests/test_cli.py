@@ -97,3 +97,11 @@ def test_redact_url() -> None:
     assert redact_url("rediss://:pw@h/0") == "rediss://:***@h/0"
     assert redact_url("redis://h:1/0") == "redis://h:1/0"
     assert redact_url("unix:///tmp/r.sock") == "unix:///tmp/r.sock"
+
+
+def test_demo_does_not_print_the_password() -> None:
+    result = run("demo", env={"REDIS_URL": f"redis://u:s3cret@127.0.0.1:{free_port()}/0"})
+    assert "REDIS_URL=redis://u:***@127.0.0.1" in result.stdout
+    assert "s3cret" not in result.stdout + result.stderr
+    assert result.returncode == EXIT_FAILED  # nothing listens there
+    assert result.stderr.startswith("convstore: error: StoreUnavailable")

@@ -35,7 +35,7 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="convstore", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="convstore", description="The convstore command.")
     parser.add_argument("--version", action="version", version=f"convstore {__version__}")
     parser.add_argument(
         "--traceback", action="store_true", help="on an error, print the full Python traceback"

@@ -12,6 +12,7 @@ from convstore.models import (
     utc_now,
 )
 from convstore.store import ConversationStore
+from convstore.urls import redact_url
 
 __all__ = ["run_demo"]
 
@@ -133,7 +134,7 @@ def run_demo(store: ConversationStore, out: TextIO) -> list[str]:
 def main(out: TextIO) -> int:
     url = os.environ.get("REDIS_URL")
     if url:
-        print(f"convstore demo: using the Redis server at REDIS_URL={url}", file=out)
+        print(f"convstore demo: using the Redis server at REDIS_URL={redact_url(url)}", file=out)
         store = ConversationStore.from_url(url, NAMESPACE)
     else:
         print("convstore demo: REDIS_URL is not set, using the embedded in-process Redis", file=out)

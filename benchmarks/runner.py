@@ -22,6 +22,8 @@ from benchmarks import report
 from benchmarks.common import SIZES, Progress, Results
 from benchmarks.peers import PEERS, availability
 from benchmarks.workloads import CLIENT_OPTIONS, Bench, Step, run_steps
+from convstore import KeySpace, ValidationError
+from convstore.urls import redact_url
 
 DEFAULT_URL = "redis://127.0.0.1:6379/13"
 
@@ -52,6 +54,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run even if the database already holds keys (only ours are touched)",
     )
+    p.add_argument(
+        "--namespace",
+        default=None,
+        help="key prefix of the run (default: a fresh bench-<random>); every key it writes, "
+        "and so every key it deletes, is under NAMESPACE:*",
+    )
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback server")
     p.add_argument("--no-peers", action="store_true", help="skip langchain / llama-index")
     return p.parse_args(argv)
@@ -72,30 +80,22 @@ def is_loopback(url: str) -> bool:
 
 def check_target(url: str, allow_remote: bool, allow_nonempty: bool) -> redis.Redis:
     if not is_loopback(url) and not allow_remote:
-        raise Refused(f"{_redact(url)} is not a loopback address; pass --allow-remote to use it")
+        raise Refused(f"{redact_url(url)} is not a loopback address; pass --allow-remote to use it")
     client = redis.Redis.from_url(url, **CLIENT_OPTIONS)
     try:
         keys = int(client.dbsize())
     except redis.RedisError as exc:
         client.close()
-        raise Refused(f"cannot reach Redis at {_redact(url)}: {exc}") from exc
+        raise Refused(f"cannot reach Redis at {redact_url(url)}: {exc}") from exc
     if keys and not allow_nonempty:
         db = client.connection_pool.connection_kwargs.get("db", 0)
         client.close()
         raise Refused(
-            f"database {db} at {_redact(url)} already holds {keys} keys; use an empty database "
+            f"database {db} at {redact_url(url)} already holds {keys} keys; use an empty database "
             f"(e.g. {DEFAULT_URL}) or pass --allow-nonempty (only keys under the run's own "
             "prefix are written and deleted)"
         )
     return client
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
 
 
 def cleanup(client: redis.Redis, namespace: str) -> int:
@@ -117,7 +117,7 @@ def _meta(url: str, size: str, namespace: str, client: redis.Redis) -> dict[str,
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "size": size,
-        "redis_url": _redact(url),
+        "redis_url": redact_url(url),
         "redis_version": info.get("redis_version"),
         "python": platform.python_version(),
         "redis_py": redis.__version__,
@@ -139,7 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
-    namespace = f"bench-{uuid.uuid4().hex[:10]}"
+    namespace = args.namespace or f"bench-{uuid.uuid4().hex[:10]}"
+    try:
+        KeySpace(namespace)  # the store's own rule, so the prefix is one convstore accepts
+    except ValidationError as exc:
+        admin.close()
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
     previous = signal.signal(signal.SIGTERM, _sigterm)
     results = Results()
     bench: Bench | None = None

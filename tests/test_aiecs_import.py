@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,8 +17,8 @@ from convstore import AsyncConversationStore, ConversationStore
 from convstore.aiecs_import import import_aiecs
 from convstore.cli import main as cli_main
 from convstore.contextengine import ContextEngineStore
+from servers import ServerProcess, start_server
 
-SOURCE_DB = 14
 BASE = datetime(2024, 3, 1, 12, 0, 0)
 
 
@@ -27,18 +27,32 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, default=lambda o: o.isoformat())
 
 
-@pytest.fixture
-async def source(backend_url: str | None) -> AsyncIterator[redis.asyncio.Redis]:
-    """A ContextEngine database: a fresh FakeServer, or db 14 of the real server.
+@pytest.fixture(scope="module")
+def source_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A private redis-server on a free loopback port for the reference's layout.
 
-    The reference's keys have no prefix, so the ids used below carry a random tag and only
-    the keys this test wrote are deleted afterwards.
+    The reference's keys are global (``sessions``, ``conversation:{id}``), so they never go
+    into the shared server: no other database of it is touched, nothing there is assumed empty.
+    """
+    server = start_server(tmp_path_factory.mktemp("aiecs-source"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def source(
+    backend_url: str | None, request: pytest.FixtureRequest
+) -> AsyncIterator[redis.asyncio.Redis]:
+    """A ContextEngine database: a fresh FakeServer, or a private redis-server.
+
+    The ids used below carry a random tag and only the keys this test wrote are deleted
+    afterwards (the server is shared by the tests of this module).
     """
     if backend_url is None:
         client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True)
     else:
-        base = backend_url.rsplit("/", 1)[0]
-        client = redis.asyncio.Redis.from_url(f"{base}/{SOURCE_DB}", decode_responses=True)
+        server: ServerProcess = request.getfixturevalue("source_server")
+        client = redis.asyncio.Redis.from_url(server.url, decode_responses=True)
     client.written = set()  # type: ignore[attr-defined]
     yield client
     written = client.written  # type: ignore[attr-defined]
@@ -345,13 +359,12 @@ async def test_invalid_items_are_skipped_with_reasons(
 
 
 def test_cli_import_aiecs(
-    capsys: pytest.CaptureFixture[str], namespace: str, real_url: str
+    capsys: pytest.CaptureFixture[str], namespace: str, real_url: str, source_server: ServerProcess
 ) -> None:
-    """The command takes URLs, so it runs against each real server (db 14 as the source)."""
+    """The command takes URLs: a private server as the source, each real server as the target."""
     import redis as sync_redis
 
-    base = real_url.rsplit("/", 1)[0]
-    src = sync_redis.Redis.from_url(f"{base}/{SOURCE_DB}", decode_responses=True)
+    src = sync_redis.Redis.from_url(source_server.url, decode_responses=True)
     tag = uuid.uuid4().hex[:8]
     sid = f"cli-{tag}"
     metrics = {
@@ -382,7 +395,7 @@ def test_cli_import_aiecs(
         code = cli_main(
             [
                 "import-aiecs",
-                f"{base}/{SOURCE_DB}",
+                source_server.url,
                 "--target-url",
                 real_url,
                 "--namespace",

@@ -1,24 +1,26 @@
 """The benchmark at its tiny size against the real server, so it never rots.
 
 No timing assertions: only that it runs, cleans up, and reports every workload with a
-ratio against a baseline from the same run. It needs an *empty* database (12 by default,
-``CONVSTORE_BENCH_URL`` to change it): a non-empty one is a failure, not a skip. An
-unreachable server skips, unless ``CI`` or ``CONVSTORE_REQUIRE_REDIS`` is set.
+ratio against a baseline from the same run. It runs in the suite's own database
+(``REDIS_URL``), which need not be empty: ``--allow-nonempty`` with a namespace of the
+test's own, so it writes and deletes only keys under that prefix. An unreachable server
+skips, unless ``CI`` or ``CONVSTORE_REQUIRE_REDIS`` is set.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 import redis
 
+from conftest import REDIS_URL, REQUIRE_REDIS, new_namespace
+
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_URL = os.environ.get("CONVSTORE_BENCH_URL", "redis://127.0.0.1:6379/12")
-REQUIRE_REDIS = bool(os.environ.get("CI") or os.environ.get("CONVSTORE_REQUIRE_REDIS"))
+BENCH_URL = REDIS_URL
 WORKLOADS = [f"W{i}" for i in range(1, 10)]
 
 pytestmark = pytest.mark.real_redis
@@ -41,25 +43,29 @@ def _client() -> redis.Redis:
 
 def test_tiny_benchmark_reports_every_workload_and_ratio(tmp_path: Path) -> None:
     client = _client()
+    namespace = new_namespace()
+    bystander = f"bystander-{uuid.uuid4().hex}"  # a key of someone else's in the same database
+    client.set(bystander, b"not the benchmark's")
     try:
-        held = int(client.dbsize())
-        if held:
-            pytest.fail(
-                f"the benchmark smoke test needs an empty database, but {BENCH_URL} holds "
-                f"{held} keys; empty it or point CONVSTORE_BENCH_URL at an empty one",
-                pytrace=False,
-            )
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
         from benchmarks.runner import main
 
-        code = main(["--redis-url", BENCH_URL, "--size", "tiny", "--out", str(tmp_path)])
+        argv = ["--redis-url", BENCH_URL, "--size", "tiny", "--out", str(tmp_path)]
+        assert main(argv) == 2, "a database that holds keys is refused by default"
+        code = main([*argv, "--allow-nonempty", "--namespace", namespace])
         assert code == 0
-        assert int(client.dbsize()) == 0, "the benchmark left keys behind"
+        left = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        assert left == [], "the benchmark left keys behind"
+        assert client.get(bystander) == b"not the benchmark's"
     finally:
+        client.delete(bystander)
+        for key in client.scan_iter(match=f"{namespace}:*", count=1000):
+            client.delete(key)
         client.close()
 
     report = json.loads((tmp_path / "results.json").read_text())
+    assert report["meta"]["namespace"] == namespace
     convstore = [r for r in report["results"] if r["role"] == "convstore"]
     assert {r["workload"] for r in convstore} == set(WORKLOADS)
     for mode in ("sync", "async"):
@@ -89,3 +95,8 @@ def test_refuses_remote_and_nonempty(tmp_path: Path) -> None:
     assert not is_loopback("rediss://cache.example.com:6380/0")
     # refused before any connection is attempted
     assert main(["--redis-url", "redis://10.1.2.3:6379/0", "--out", str(tmp_path)]) == 2
+    # a prefix convstore would not accept is refused before anything is written
+    assert (
+        main(["--redis-url", REDIS_URL, "--allow-nonempty", "--namespace", "a b", "--out", "x"])
+        == 2
+    )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+
+from conftest import REDIS_URL, new_namespace, require_real_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -27,9 +32,7 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "README.md" in ci and "sed -n" in ci
 
 
-@pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
-def test_readme_python_example_runs(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("REDIS_URL", raising=False)
+def _run_example(index: int, env: dict[str, str]) -> None:
     code = PYTHON_BLOCKS[index]
     result = subprocess.run(
         [sys.executable, "-W", "ignore::DeprecationWarning", "-c", code],
@@ -37,8 +40,44 @@ def test_readme_python_example_runs(index: int, monkeypatch: pytest.MonkeyPatch)
         text=True,
         timeout=120,
         cwd=ROOT,
+        env=env,
     )
     assert result.returncode == 0, f"README example {index} failed:\n{code}\n{result.stderr}"
+
+
+@pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
+def test_readme_python_example_runs_embedded(index: int) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CONVSTORE_NAMESPACE")}
+    _run_example(index, env)
+
+
+@pytest.fixture
+def readme_namespace() -> Iterator[str]:
+    """A namespace of its own on the real server; its keys are deleted afterwards."""
+    require_real_redis()
+    namespace = new_namespace()
+    yield namespace
+    with redis.Redis.from_url(REDIS_URL) as client:
+        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.mark.real_redis
+@pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
+def test_readme_python_example_runs_twice_on_a_persistent_redis(
+    index: int, readme_namespace: str
+) -> None:
+    """A reader runs an example, then runs it again: the data of the first run is still there."""
+    env = {**os.environ, "REDIS_URL": REDIS_URL, "CONVSTORE_NAMESPACE": readme_namespace}
+    _run_example(index, env)
+    _run_example(index, env)
+
+
+def test_readme_store_examples_follow_the_environment() -> None:
+    """Every example that builds a store does so with from_env(), so the test above can aim it."""
+    for code in PYTHON_BLOCKS:
+        assert ".embedded(" not in code
 
 
 def test_demo_command_runs_on_the_embedded_store(monkeypatch: pytest.MonkeyPatch) -> None:

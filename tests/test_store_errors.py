@@ -14,7 +14,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from conftest import SessionFactory, new_namespace
+from conftest import REDIS_URL, SessionFactory, new_namespace
 from convstore import (
     AsyncConversationStore,
     ConversationStore,
@@ -148,7 +148,7 @@ async def test_server_that_never_answers_raises_store_unavailable(
     "make_client",
     [
         lambda: redis.Redis(decode_responses=True),
-        lambda: redis.Redis.from_url("redis://127.0.0.1:6379/15", decode_responses=True),
+        lambda: redis.Redis.from_url(REDIS_URL, decode_responses=True),
         lambda: fakeredis.FakeRedis(decode_responses=True),
     ],
     ids=["redis", "redis-from-url", "fakeredis"],

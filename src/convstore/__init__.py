@@ -3,6 +3,8 @@
 Sessions live in hashes, histories in streams, everything is msgpack.
 """
 
+from importlib import metadata as _metadata
+
 from convstore.codec import (
     decode_entry,
     decode_message,
@@ -25,6 +27,7 @@ from convstore.errors import (
     DurabilityUnsupported,
     PermissionDenied,
     ProtocolError,
+    SessionExists,
     SessionKeyConflict,
     SessionNotFound,
     StoreError,
@@ -94,6 +97,7 @@ __all__ = [
     "Retention",
     "RetryPolicy",
     "ServerInfo",
+    "SessionExists",
     "SessionKeyConflict",
     "SessionKeyParse",
     "SessionNotFound",
@@ -128,4 +132,8 @@ __all__ = [
     "validate_models_health",
 ]
 
-__version__ = "0.1.0"
+try:  # the installed distribution's version: pyproject.toml is the one place it is written
+    __version__: str = _metadata.version("convstore")
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
+del _metadata

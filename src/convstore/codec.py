@@ -22,12 +22,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 import msgpack
 
 from convstore.errors import CodecError, ValidationError
 from convstore.models import (
+    MESSAGE_FIELDS,
+    PARTICIPANT_FIELDS,
     AgentCommunicationMessage,
     ConversationParticipant,
     ConversationSession,
@@ -197,12 +200,7 @@ def _build(kind: str, make: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def _participant_payload(p: ConversationParticipant) -> dict[str, Any]:
     check_storable(p.metadata, "participant.metadata")
-    return {
-        "participant_id": p.participant_id,
-        "participant_type": str(p.participant_type),
-        "participant_role": p.participant_role,
-        "metadata": p.metadata,
-    }
+    return {name: _stored(getattr(p, name)) for name in PARTICIPANT_FIELDS.names}
 
 
 def _participant_from(obj: Any) -> ConversationParticipant:
@@ -252,18 +250,13 @@ def decode_session(data: bytes) -> ConversationSession:
     )
 
 
-_MESSAGE_FIELDS = (
-    "message_id",
-    "session_key",
-    "sender_id",
-    "sender_type",
-    "sender_role",
-    "recipient_id",
-    "recipient_type",
-    "recipient_role",
-    "content",
-    "message_type",
-)
+#: Message fields stored as text (or None); timestamp and metadata keep their msgpack types.
+_MESSAGE_FIELDS = tuple(n for n in MESSAGE_FIELDS.names if n not in ("timestamp", "metadata"))
+
+
+def _stored(value: Any) -> Any:
+    """A field value as msgpack stores it: enum members as their plain string."""
+    return str(value) if isinstance(value, StrEnum) else value
 
 
 def encode_message(message: AgentCommunicationMessage) -> bytes:
@@ -284,7 +277,7 @@ def decode_message(data: bytes) -> AgentCommunicationMessage:
     return _build(
         "message",
         AgentCommunicationMessage,
-        **{name: obj.get(name) for name in (*_MESSAGE_FIELDS, "timestamp", "metadata")},
+        **{name: obj.get(name) for name in MESSAGE_FIELDS.names},
     )
 
 

@@ -12,6 +12,7 @@ from convstore.models import (
     utc_now,
 )
 from convstore.store import ConversationStore
+from convstore.urls import redact_url
 
 __all__ = ["run_demo"]
 
@@ -139,7 +140,7 @@ def main(out: TextIO, *, path: str | None = None) -> int:
         kept = sum(store.messages.count(s.generate_session_key()) for s in sessions)
         print(f"kept from an earlier run: {len(sessions)} sessions, {kept} messages", file=out)
     elif url:
-        print(f"convstore demo: using the Redis server at REDIS_URL={url}", file=out)
+        print(f"convstore demo: using the Redis server at REDIS_URL={redact_url(url)}", file=out)
         store = ConversationStore.from_url(url, namespace=NAMESPACE)
     else:
         print("convstore demo: REDIS_URL is not set, using the embedded in-process Redis", file=out)

@@ -21,6 +21,7 @@ __all__ = [
     "DurabilityUnsupported",
     "PermissionDenied",
     "ProtocolError",
+    "SessionExists",
     "SessionKeyConflict",
     "SessionNotFound",
     "StoreError",
@@ -61,10 +62,22 @@ class ConfigurationError(ConvstoreError, ValueError):
 
 
 class SessionNotFound(ConvstoreError, LookupError):
-    """The session key names no stored session."""
+    """The session key names no stored session.
 
-    def __init__(self, session_key: str) -> None:
-        super().__init__(f"no session stored under key {session_key!r}")
+    ``suggestions`` are stored keys that start with ``session_key + "_"``: the caller
+    probably passed a session id where the session key was meant.
+    """
+
+    def __init__(self, session_key: str, suggestions: Iterable[str] = ()) -> None:
+        self.suggestions: tuple[str, ...] = tuple(suggestions)
+        message = f"no session stored under key {session_key!r}"
+        if self.suggestions:
+            names = " or ".join(repr(s) for s in self.suggestions)
+            message += (
+                f"; did you mean {names}? (a session key is session_id + '_' + the roles; "
+                "save() returns it)"
+            )
+        super().__init__(message)
         self.session_key = session_key
 
 
@@ -92,6 +105,25 @@ class ConcurrentModification(ConvstoreError):
 
 class DurabilityUnsupported(ConfigurationError):
     """``durability="fsync"`` needs WAITAOF (Redis/Valkey >= 7.2) and ``appendonly yes``."""
+
+
+class SessionExists(ConcurrentModification):
+    """A session is already stored under this key: ``create()``, or ``save()`` of a new object.
+
+    A :class:`ConcurrentModification` (the copy expected no stored revision), so code that
+    catches that keeps working.
+    """
+
+    def __init__(self, session_key: str, actual: int) -> None:
+        ConvstoreError.__init__(
+            self,
+            f"a session is already stored under key {session_key!r} (revision {actual}); to "
+            "change it, get() it and save() the copy, or save(session, force=True) to "
+            "overwrite it",
+        )
+        self.session_key = session_key
+        self.expected = 0
+        self.actual = actual
 
 
 class StoreUnavailable(ConvstoreError, ConnectionError):

@@ -38,6 +38,7 @@ __all__ = [
     "PRELUDE",
     "SAVE",
     "SET_RETENTION",
+    "SUGGEST",
     "TOUCH",
     "Script",
     "script",
@@ -385,5 +386,22 @@ redis.call('HSET', H, 'ce:cb', ARGV[6])
 if ARGV[7] == '' then redis.call('HDEL', H, 'ce:sum') else redis.call('HSET', H, 'ce:sum', ARGV[7]) end
 refresh_ttl(redis.call('HGET', H, 'ttl'))
 return {1}
+""",
+)
+
+SUGGEST = Script(
+    "suggest",
+    r"""
+-- KEYS[1] index; ARGV[1] MATCH pattern, [2] most entries to examine, [3] ZSCAN COUNT,
+-- [4] most members to return. Read-only, bounded: "did you mean" on the error path only.
+local cursor, seen, found = '0', 0, {}
+local budget, step, most = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+repeat
+  local reply = redis.call('ZSCAN', KEYS[1], cursor, 'MATCH', ARGV[1], 'COUNT', step)
+  cursor = reply[1]
+  for i = 1, #reply[2], 2 do found[#found + 1] = reply[2][i] end
+  seen = seen + step
+until cursor == '0' or seen >= budget or #found >= most
+return found
 """,
 )

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from convstore.errors import ValidationError
-from convstore.models import to_utc
+from convstore.models import MESSAGE_FIELDS, SESSION_FIELDS, to_utc
 
 __all__ = [
     "CURRENT_SCHEMA_VERSION",
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 CURRENT_SCHEMA_VERSION = "2.0"
-_TIMESTAMP_KEYS = ("created_at", "last_activity", "timestamp")
+_TIMESTAMP_KEYS = tuple(dict.fromkeys((*SESSION_FIELDS.datetimes, *MESSAGE_FIELDS.datetimes)))
 
 
 def _version(data: Mapping[str, Any]) -> tuple[int, ...]:

@@ -30,8 +30,15 @@ from typing import Any, NamedTuple, TypeVar
 
 from convstore import monitoring
 from convstore.errors import ValidationError
+from convstore.fields import model_fields, plain, present
 
 __all__ = [
+    "ENTRY_KEYS",
+    "MESSAGE_FIELDS",
+    "PARTICIPANT_FIELDS",
+    "REQUIRED_ROUTING_KEYS",
+    "ROUTING_KEYS",
+    "SESSION_FIELDS",
     "AgentCommunicationMessage",
     "ConversationParticipant",
     "ConversationSession",
@@ -218,23 +225,16 @@ class ConversationParticipant:
         self.metadata = _metadata(self.metadata)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "participant_id": self.participant_id,
-            "participant_type": str(self.participant_type),
-            "participant_role": self.participant_role,
-            "metadata": copy.deepcopy(self.metadata),
-        }
+        return {name: plain(getattr(self, name)) for name in PARTICIPANT_FIELDS.names}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConversationParticipant:
         """Build from :meth:`to_dict` output; unknown keys are ignored (forward compatible)."""
-        _missing(data, ("participant_id", "participant_type"), cls.__name__)
-        return cls(
-            participant_id=data["participant_id"],
-            participant_type=data["participant_type"],
-            participant_role=data.get("participant_role"),
-            metadata=copy.deepcopy(data.get("metadata") or {}),
-        )
+        _missing(data, PARTICIPANT_FIELDS.required, cls.__name__)
+        return cls(**present(data, PARTICIPANT_FIELDS))
+
+
+PARTICIPANT_FIELDS = model_fields(ConversationParticipant)
 
 
 # --------------------------------------------------------------------------- session keys
@@ -458,50 +458,28 @@ class ConversationSession:
         return SessionKeyParse(session_type, self.session_id, self.agent_roles[:used])
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "session_id": self.session_id,
-            "participants": [p.to_dict() for p in self.participants],
-            "session_type": str(self.session_type),
-            "created_at": self.created_at.isoformat(),
-            "last_activity": self.last_activity.isoformat(),
-            "metadata": copy.deepcopy(self.metadata),
-        }
+        return {name: plain(getattr(self, name)) for name in SESSION_FIELDS.names}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConversationSession:
         """Build from :meth:`to_dict` output; unknown keys are ignored (forward compatible)."""
-        _missing(
-            data,
-            ("session_id", "participants", "session_type", "created_at", "last_activity"),
-            cls.__name__,
-        )
+        _missing(data, SESSION_FIELDS.required, cls.__name__)
         raw = data["participants"]
         if not isinstance(raw, list | tuple):
             raise ValidationError(
                 f"participants must be a list, got {type(raw).__name__}", field="participants"
             )
-        return cls(
-            session_id=data["session_id"],
-            participants=[ConversationParticipant.from_dict(p) for p in raw],
-            session_type=data["session_type"],
-            created_at=data["created_at"],
-            last_activity=data["last_activity"],
-            metadata=copy.deepcopy(data.get("metadata") or {}),
-        )
+        kwargs = present(data, SESSION_FIELDS)
+        kwargs["participants"] = [ConversationParticipant.from_dict(p) for p in raw]
+        return cls(**kwargs)
 
+
+SESSION_FIELDS = model_fields(ConversationSession)
 
 # --------------------------------------------------------------------------- message
 
-ROUTING_KEYS = (
-    "message_id",
-    "sender_id",
-    "sender_type",
-    "sender_role",
-    "recipient_id",
-    "recipient_type",
-    "recipient_role",
-    "message_type",
-)
+#: The keys of a ContextEngine conversation message dict (a history entry).
+ENTRY_KEYS = ("role", "content", "timestamp", "metadata")
 
 
 @dataclass
@@ -550,17 +528,8 @@ class AgentCommunicationMessage:
 
     def routing_metadata(self) -> dict[str, Any]:
         """User metadata first, then the routing keys (which win, as in the spec)."""
-        return {
-            **copy.deepcopy(self.metadata),
-            "message_id": self.message_id,
-            "sender_id": self.sender_id,
-            "sender_type": str(self.sender_type),
-            "sender_role": self.sender_role,
-            "recipient_id": self.recipient_id,
-            "recipient_type": str(self.recipient_type),
-            "recipient_role": self.recipient_role,
-            "message_type": str(self.message_type),
-        }
+        routing = {name: plain(getattr(self, name)) for name in ROUTING_KEYS}
+        return {**copy.deepcopy(self.metadata), **routing}
 
     def to_conversation_message_dict(self) -> dict[str, Any]:
         """Convert to format compatible with ContextEngine conversation messages."""
@@ -578,7 +547,7 @@ class AgentCommunicationMessage:
         """Inverse of :meth:`to_conversation_message_dict` (routing keys come out of metadata)."""
         _missing(data, ("content", "timestamp", "metadata"), cls.__name__)
         meta = dict(data["metadata"])
-        _missing(meta, ("sender_id", "sender_type", "recipient_id", "recipient_type"), cls.__name__)
+        _missing(meta, REQUIRED_ROUTING_KEYS, cls.__name__)
         routing = {key: meta.pop(key, None) for key in ROUTING_KEYS}
         return cls(
             message_id=routing["message_id"] or "",
@@ -596,50 +565,22 @@ class AgentCommunicationMessage:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "message_id": self.message_id,
-            "session_key": self.session_key,
-            "sender_id": self.sender_id,
-            "sender_type": str(self.sender_type),
-            "sender_role": self.sender_role,
-            "recipient_id": self.recipient_id,
-            "recipient_type": str(self.recipient_type),
-            "recipient_role": self.recipient_role,
-            "content": self.content,
-            "message_type": str(self.message_type),
-            "timestamp": self.timestamp.isoformat(),
-            "metadata": copy.deepcopy(self.metadata),
-        }
+        return {name: plain(getattr(self, name)) for name in MESSAGE_FIELDS.names}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AgentCommunicationMessage:
         """Build from :meth:`to_dict` output; unknown keys are ignored (forward compatible)."""
-        _missing(
-            data,
-            (
-                "message_id",
-                "session_key",
-                "sender_id",
-                "sender_type",
-                "recipient_id",
-                "recipient_type",
-                "content",
-                "message_type",
-                "timestamp",
-            ),
-            cls.__name__,
-        )
-        return cls(
-            message_id=data["message_id"],
-            session_key=data["session_key"],
-            sender_id=data["sender_id"],
-            sender_type=data["sender_type"],
-            sender_role=data.get("sender_role"),
-            recipient_id=data["recipient_id"],
-            recipient_type=data["recipient_type"],
-            recipient_role=data.get("recipient_role"),
-            content=data["content"],
-            message_type=data["message_type"],
-            timestamp=data["timestamp"],
-            metadata=copy.deepcopy(data.get("metadata") or {}),
-        )
+        _missing(data, MESSAGE_FIELDS.required, cls.__name__)
+        return cls(**present(data, MESSAGE_FIELDS))
+
+
+MESSAGE_FIELDS = model_fields(AgentCommunicationMessage)
+#: Message fields carried in a history entry's metadata: all but the entry's own keys and
+#: the session key (the history they are stored in).
+ROUTING_KEYS = tuple(n for n in MESSAGE_FIELDS.names if n not in (*ENTRY_KEYS, "session_key"))
+#: Routing keys an entry must have to be an agent message: who sent it, to whom.
+REQUIRED_ROUTING_KEYS = tuple(
+    n
+    for n in ROUTING_KEYS
+    if n in MESSAGE_FIELDS.required and n.startswith(("sender_", "recipient_"))
+)

@@ -37,6 +37,12 @@ class SessionRepository(_Repository):
 
     _driver: SyncDriver
 
+    def create(self, session: ConversationSession, *, wait_replicas: int | None = None) -> str:
+        """Store a new session; :class:`SessionExists` if one is already stored under its key."""
+        return self._driver.run(
+            plans.create_session(self._config, session), wait_replicas=wait_replicas
+        )
+
     def save(
         self, session: ConversationSession, *, force: bool = False, wait_replicas: int | None = None
     ) -> str:
@@ -44,7 +50,8 @@ class SessionRepository(_Repository):
 
         Raises :class:`SessionKeyConflict` if a *different* session owns the key, and
         :class:`ConcurrentModification` if the stored session changed since this copy
-        was read (``force=True`` skips only the revision check). ``wait_replicas``
+        was read: :class:`SessionExists` for a freshly built copy of a stored session.
+        ``force=True`` skips only the revision check (an upsert). ``wait_replicas``
         overrides the store's write concern for this call.
         """
         return self._driver.run(
@@ -70,7 +77,7 @@ class SessionRepository(_Repository):
         participant_id: str | None = None,
         session_type: str | None = None,
         *,
-        limit: int = 50,
+        limit: int | None = 50,
         cursor: str | None = None,
     ) -> SessionPage:
         """Most recently active first; pass the returned ``cursor`` back for the next page."""
@@ -114,7 +121,7 @@ class MessageRepository(_Repository):
     def last(self, key: str, n: int) -> list[dict[str, Any]]:
         return self.history(key, n)
 
-    def page(self, key: str, before: str | None = None, limit: int = 50) -> HistoryPage:
+    def page(self, key: str, before: str | None = None, limit: int | None = 50) -> HistoryPage:
         """Walk backwards: the page before ``before`` (a cursor from the previous page)."""
         return self._driver.run(plans.page(self._config, key, before, limit))
 
@@ -147,6 +154,13 @@ class AsyncSessionRepository(_Repository):
 
     _driver: AsyncDriver
 
+    async def create(
+        self, session: ConversationSession, *, wait_replicas: int | None = None
+    ) -> str:
+        return await self._driver.run(
+            plans.create_session(self._config, session), wait_replicas=wait_replicas
+        )
+
     async def save(
         self, session: ConversationSession, *, force: bool = False, wait_replicas: int | None = None
     ) -> str:
@@ -171,7 +185,7 @@ class AsyncSessionRepository(_Repository):
         participant_id: str | None = None,
         session_type: str | None = None,
         *,
-        limit: int = 50,
+        limit: int | None = 50,
         cursor: str | None = None,
     ) -> SessionPage:
         return await self._driver.run(
@@ -207,7 +221,9 @@ class AsyncMessageRepository(_Repository):
     async def last(self, key: str, n: int) -> list[dict[str, Any]]:
         return await self.history(key, n)
 
-    async def page(self, key: str, before: str | None = None, limit: int = 50) -> HistoryPage:
+    async def page(
+        self, key: str, before: str | None = None, limit: int | None = 50
+    ) -> HistoryPage:
         return await self._driver.run(plans.page(self._config, key, before, limit))
 
     async def agent_messages(

@@ -190,13 +190,17 @@ class _Store:
     def from_env(
         cls,
         *,
-        namespace: str = DEFAULT_NAMESPACE,
+        namespace: str | None = None,
         max_messages: int | None = None,
         max_age: Seconds = None,
         ttl: Seconds = None,
         retry: RetryPolicy | None = DEFAULT_RETRY,
     ) -> Self:
-        """``REDIS_URL`` when set (with ``from_url``'s defaults), otherwise the embedded store."""
+        """``REDIS_URL`` when set (with ``from_url``'s defaults), otherwise the embedded store.
+
+        The namespace is ``namespace``, else ``CONVSTORE_NAMESPACE``, else ``"convstore"``.
+        """
+        namespace = namespace or os.environ.get("CONVSTORE_NAMESPACE") or DEFAULT_NAMESPACE
         url = os.environ.get("REDIS_URL")
         if url:
             return cls.from_url(
@@ -224,6 +228,11 @@ class ConversationStore(_Store):
         self.sessions = SessionRepository(self._driver, self.config)
         self.messages = MessageRepository(self._driver, self.config)
 
+    @property
+    def driver(self) -> SyncDriver:
+        """The driver the repositories use; adapters run their own plans through it."""
+        return self._driver
+
     def ping(self) -> bool:
         """True when the server answers; raises :class:`StoreUnavailable` when it cannot."""
         return self._driver.run(plans.ping(self.config))
@@ -233,11 +242,6 @@ class ConversationStore(_Store):
         if self._server_info is None:
             self._server_info = self._driver.run(plans.server_info(self.config))
         return self._server_info
-
-    @property
-    def driver(self) -> SyncDriver:
-        """The driver the repositories use; adapters run their own plans through it."""
-        return self._driver
 
     def close(self) -> None:
         """Close the client's connections (the store is not usable afterwards)."""

@@ -13,6 +13,7 @@ from typing import Any
 from convstore.errors import ValidationError
 
 __all__ = [
+    "limit_or_all",
     "non_empty_str",
     "non_negative_int",
     "non_negative_number",
@@ -45,6 +46,22 @@ def optional_positive_int(value: object, field: str) -> int | None:
     """``None`` or an ``int`` >= 1."""
     if value is not None and (not _is_int(value) or value < 1):  # type: ignore[operator]
         raise ValidationError(f"{field} must be a positive integer or None", field=field)
+    return value  # type: ignore[return-value]
+
+
+def limit_or_all(value: object, field: str = "limit") -> int | None:
+    """The one meaning of ``limit`` in the native API: ``None`` = all, else an ``int`` >= 1.
+
+    ``0`` is refused rather than read as "all" or "none" (the ContextEngine adapter alone
+    keeps the reference's ``0`` = all, and converts before calling the store).
+    """
+    if value is None:
+        return None
+    if not _is_int(value) or value < 1:  # type: ignore[operator]
+        hint = "; use None for all" if value == 0 and _is_int(value) else ""
+        raise ValidationError(
+            f"{field} must be a positive integer or None (all), got {value!r}{hint}", field=field
+        )
     return value  # type: ignore[return-value]
 
 

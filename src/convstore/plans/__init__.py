@@ -26,6 +26,7 @@ from convstore.plans.messages import (
 from convstore.plans.results import AppendResult, HistoryPage, SessionPage
 from convstore.plans.server import ServerInfo, server_info
 from convstore.plans.sessions import (
+    create_session,
     delete_session,
     get_session,
     list_sessions,
@@ -55,6 +56,7 @@ __all__ = [
     "as_text",
     "clear",
     "count",
+    "create_session",
     "delete_message",
     "delete_session",
     "epoch_micros",

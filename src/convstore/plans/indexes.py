@@ -6,15 +6,31 @@ so the plans update them after the script from what it returned.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
+from convstore import lua
+from convstore.errors import SessionNotFound
 from convstore.models import ConversationSession
 from convstore.plans.config import StoreConfig
-from convstore.plans.steps import Batch, Call, Plan
+from convstore.plans.steps import Batch, Call, Plan, Run
 from convstore.plans.values import as_text
 
-__all__ = ["cluster_index_sync", "index_keys", "split_idx"]
+__all__ = [
+    "SUGGESTION_SCAN_BUDGET",
+    "cluster_index_sync",
+    "index_keys",
+    "missing_session",
+    "split_idx",
+]
+
+#: At most this many index entries are examined for "did you mean" (error path only):
+#: ZSCAN costs about 3 µs per entry on Redis 7.0, so at most ~1.5 ms of server time.
+SUGGESTION_SCAN_BUDGET = 500
+_SCAN_COUNT = 250
+_MAX_SUGGESTIONS = 3
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
 def index_keys(config: StoreConfig, session: ConversationSession) -> list[str]:
@@ -40,3 +56,19 @@ def cluster_index_sync(
 
 def split_idx(raw: bytes | str | None) -> list[str]:
     return [k for k in as_text(raw or b"").split("\n") if k]
+
+
+def missing_session(config: StoreConfig, key: str) -> Plan[NoReturn]:
+    """Raise :class:`SessionNotFound`, naming stored keys ``key + "_..."`` when ``key`` is a
+    session id rather than a session key (``"c2"`` for ``"c2_mc_to_analyst"``).
+
+    Bounded: one script running ZSCAN MATCH over the namespace's index, examining at most
+    :data:`SUGGESTION_SCAN_BUDGET` entries; it runs only on this error path.
+    """
+    pattern = _GLOB_SPECIAL.sub(r"\\\1", key) + "_*"
+    found = yield Run(
+        lua.SUGGEST,
+        (config.keyspace.index_all,),
+        (pattern, SUGGESTION_SCAN_BUDGET, _SCAN_COUNT, _MAX_SUGGESTIONS),
+    )
+    raise SessionNotFound(key, sorted({as_text(m) for m in found})[:_MAX_SUGGESTIONS])

@@ -9,15 +9,23 @@ from datetime import datetime
 from typing import Any
 
 from convstore import codec, lua
-from convstore.errors import CodecError, SessionNotFound, ValidationError
-from convstore.models import AgentCommunicationMessage, MessageType, parse_choice, to_utc, utc_now
+from convstore.errors import CodecError, ValidationError
+from convstore.models import (
+    ENTRY_KEYS,
+    REQUIRED_ROUTING_KEYS,
+    AgentCommunicationMessage,
+    MessageType,
+    parse_choice,
+    to_utc,
+    utc_now,
+)
 from convstore.plans.config import StoreConfig
-from convstore.plans.indexes import cluster_index_sync, split_idx
+from convstore.plans.indexes import cluster_index_sync, missing_session, split_idx
 from convstore.plans.results import AppendResult, HistoryPage
 from convstore.plans.sessions import session_exists
 from convstore.plans.steps import Call, Plan, Run
 from convstore.plans.values import as_text, epoch_micros, ms_bound
-from convstore.validation import optional_positive_int
+from convstore.validation import limit_or_all
 
 __all__ = [
     "agent_messages",
@@ -31,7 +39,7 @@ __all__ = [
     "page",
 ]
 
-_ENTRY_KEYS = frozenset(("role", "content", "timestamp", "metadata"))
+_ENTRY_KEYS = frozenset(ENTRY_KEYS)
 
 
 def new_message_ids(count: int) -> list[str]:
@@ -108,7 +116,7 @@ def append_messages(
     ]
     if not prepared:  # nothing to write, but an unknown session is still an error
         if not unsaved_ok and not (yield from session_exists(config, key)):
-            raise SessionNotFound(key)
+            yield from missing_session(config, key)
         return []
     keys, common = config.common(key)
     args: list[Any] = [
@@ -121,7 +129,7 @@ def append_messages(
         args += (codec.encode_message_id(message_id), ms, payload)
     reply = yield Run(lua.APPEND, keys.all(), tuple(args))
     if int(reply[0]) == -1:
-        raise SessionNotFound(key)
+        yield from missing_session(config, key)
     yield from cluster_index_sync(config, key, split_idx(reply[2]), (), reply[1])
     out = reply[3]
     return [
@@ -146,7 +154,9 @@ def _read(config: StoreConfig, key: str, command: tuple[Any, ...]) -> Plan[list[
     """Run one XRANGE/XREVRANGE; an empty answer is told apart from a missing session."""
     rows: list[Any] = yield Call(command)
     if not rows and not (yield Call(("EXISTS", config.keyspace.session(key).session))):
-        raise SessionNotFound(key)  # (a session only appended to by the adapter has a hash)
+        yield from missing_session(
+            config, key
+        )  # (a key only appended to by the adapter has a hash)
     return rows
 
 
@@ -157,7 +167,7 @@ def history(
     since: datetime | str | None = None,
     until: datetime | str | None = None,
 ) -> Plan[list[dict[str, Any]]]:
-    optional_positive_int(limit, "limit")
+    limit = limit_or_all(limit)
     stream = config.keyspace.session(key).messages
     start, end = ms_bound(since, "-", "since"), ms_bound(until, "+", "until")
     if limit is None:
@@ -170,21 +180,22 @@ def history(
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 
-def page(config: StoreConfig, key: str, before: str | None, limit: int) -> Plan[HistoryPage]:
-    optional_positive_int(limit, "limit")
+def page(config: StoreConfig, key: str, before: str | None, limit: int | None) -> Plan[HistoryPage]:
+    limit = limit_or_all(limit)
     if before is not None and not (isinstance(before, str) and _STREAM_ID.fullmatch(before)):
         raise ValidationError(f"not a history cursor: {before!r}", field="before")
     stream = config.keyspace.session(key).messages
     end = "+" if before is None else f"({before}"
-    rows = yield from _read(config, key, ("XREVRANGE", stream, end, "-", "COUNT", limit + 1))
-    more = len(rows) > limit
+    count = () if limit is None else ("COUNT", limit + 1)
+    rows = yield from _read(config, key, ("XREVRANGE", stream, end, "-", *count))
+    more = limit is not None and len(rows) > limit
     rows = rows[:limit]
     cursor = as_text(rows[-1][0]) if more else None
     return HistoryPage([decode_row(r) for r in reversed(rows)], cursor)
 
 
 #: Routing keys every stored agent message carries; entries without them are plain messages.
-_AGENT_KEYS = frozenset(("sender_id", "sender_type", "recipient_id", "recipient_type"))
+_AGENT_KEYS = frozenset(REQUIRED_ROUTING_KEYS)
 
 
 def agent_messages(
@@ -196,7 +207,7 @@ def agent_messages(
     chunk: int = 500,
 ) -> Plan[list[AgentCommunicationMessage]]:
     """Agent messages (those with routing metadata), filtered first, then the newest ``limit``."""
-    optional_positive_int(limit, "limit")
+    limit = limit_or_all(limit)
     wanted = None
     if message_types is not None:
         wanted = {str(parse_choice(t, MessageType, "message_types")) for t in message_types}
@@ -233,7 +244,7 @@ def count(config: StoreConfig, key: str) -> Plan[int]:
     keys, common = config.common(key)
     reply = yield Run(lua.COUNT, keys.all(), common)
     if int(reply[0]) == -1:
-        raise SessionNotFound(key)
+        yield from missing_session(config, key)
     return int(reply[1])
 
 
@@ -245,7 +256,7 @@ def delete_message(config: StoreConfig, key: str, message_id: str) -> Plan[bool]
         lua.DELETE_MESSAGE, keys.all(), (*common, codec.encode_message_id(message_id))
     )
     if int(reply[0]) == -1:
-        raise SessionNotFound(key)
+        yield from missing_session(config, key)
     return bool(int(reply[0]))
 
 
@@ -253,5 +264,5 @@ def clear(config: StoreConfig, key: str) -> Plan[int]:
     keys, common = config.common(key)
     reply = yield Run(lua.CLEAR, keys.all(), common)
     if int(reply[0]) == -1:
-        raise SessionNotFound(key)
+        yield from missing_session(config, key)
     return int(reply[1])

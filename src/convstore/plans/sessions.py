@@ -11,19 +11,20 @@ import msgpack
 from convstore import codec, lua
 from convstore.errors import (
     ConcurrentModification,
+    SessionExists,
     SessionKeyConflict,
-    SessionNotFound,
     ValidationError,
 )
 from convstore.models import ConversationSession, SessionType, parse_choice
 from convstore.plans.config import Retention, StoreConfig
-from convstore.plans.indexes import cluster_index_sync, index_keys, split_idx
+from convstore.plans.indexes import cluster_index_sync, index_keys, missing_session, split_idx
 from convstore.plans.results import SessionPage
 from convstore.plans.steps import Batch, Call, Plan, Run
 from convstore.plans.values import as_text, epoch_micros, from_epoch_micros
-from convstore.validation import positive_int
+from convstore.validation import limit_or_all
 
 __all__ = [
+    "create_session",
     "delete_session",
     "get_session",
     "list_sessions",
@@ -58,11 +59,25 @@ def ping(config: StoreConfig) -> Plan[bool]:
 
 
 def save_session(config: StoreConfig, session: ConversationSession, force: bool) -> Plan[str]:
+    """Write ``session`` if the stored revision is still the one it was read at.
+
+    A freshly built object (revision 0) therefore creates; on a key that is already
+    stored it raises :class:`SessionExists`. ``force`` skips the revision check: upsert.
+    """
+    return (yield from _write_session(config, session, -1 if force else session.revision))
+
+
+def create_session(config: StoreConfig, session: ConversationSession) -> Plan[str]:
+    """Write ``session`` only if nothing is stored under its key (:class:`SessionExists`)."""
+    return (yield from _write_session(config, session, 0))
+
+
+def _write_session(config: StoreConfig, session: ConversationSession, expected: int) -> Plan[str]:
+    """``expected``: the stored revision required (0 = none stored, -1 = any)."""
     session.validate()
     key = session.generate_session_key()
     keys, common = config.common(key)
     index = index_keys(config, session)
-    expected = -1 if force else session.revision
     reply = yield Run(
         lua.SAVE,
         keys.all(),
@@ -79,7 +94,9 @@ def save_session(config: StoreConfig, session: ConversationSession, force: bool)
     if status == -2:
         raise SessionKeyConflict(key, f"it is held by {_describe_identity(reply[1])}")
     if status == -3:
-        raise ConcurrentModification(key, session.revision, int(reply[1]))
+        if expected == 0:
+            raise SessionExists(key, int(reply[1]))
+        raise ConcurrentModification(key, expected, int(reply[1]))
     old = set(split_idx(reply[2])) - set(index)
     yield from cluster_index_sync(config, key, index, old, reply[1])
     session.revision = status
@@ -120,7 +137,7 @@ def touch_session(config: StoreConfig, key: str) -> Plan[datetime]:
     keys, common = config.common(key)
     reply = yield Run(lua.TOUCH, keys.all(), common)
     if int(reply[0]) == -1:
-        raise SessionNotFound(key)
+        yield from missing_session(config, key)
     yield from cluster_index_sync(config, key, split_idx(reply[2]), (), reply[1])
     return from_epoch_micros(reply[1])
 
@@ -145,7 +162,11 @@ def set_retention(config: StoreConfig, key: str, retention: Retention | None) ->
     )
     reply = yield Run(lua.SET_RETENTION, keys.all(), (*common, *fields))
     if int(reply[0]) == -1:
-        raise SessionNotFound(key)
+        yield from missing_session(config, key)
+
+
+#: Sessions read per round trip when ``list(limit=None)`` walks a whole index.
+_LIST_CHUNK = 500
 
 
 def _parse_cursor(cursor: str | None) -> tuple[str, int | None, bytes | None]:
@@ -161,10 +182,11 @@ def list_sessions(
     config: StoreConfig,
     participant_id: str | None,
     session_type: str | None,
-    limit: int,
+    limit: int | None,
     cursor: str | None,
 ) -> Plan[SessionPage]:
-    positive_int(limit, "limit")
+    """Sessions by last activity, newest first; ``limit=None`` walks the whole index."""
+    wanted = limit_or_all(limit)
     ks = config.keyspace
     if session_type is not None:
         session_type = str(parse_choice(session_type, SessionType, "session_type"))
@@ -180,8 +202,9 @@ def list_sessions(
     items: list[ConversationSession] = []
     stale: list[bytes] = []
     last: tuple[int, bytes] | None = None
-    while len(items) < limit:
-        rows = yield Run(lua.LIST, (index,), (max_score, limit - len(items)))
+    while wanted is None or len(items) < wanted:
+        chunk = _LIST_CHUNK if wanted is None else wanted - len(items)
+        rows = yield Run(lua.LIST, (index,), (max_score, chunk))
         pairs = [(rows[i], int(float(rows[i + 1]))) for i in range(0, len(rows), 2)]
         if after_score is not None and after_member is not None:
             pairs = [
@@ -191,7 +214,7 @@ def list_sessions(
             ]
         if not pairs:
             break
-        pairs = pairs[: limit - len(items)]
+        pairs = pairs[:chunk]
         replies = yield Batch(
             tuple(Call(("HMGET", ks.session(as_text(m)).session, *_GET_FIELDS)) for m, _ in pairs)
         )
@@ -206,5 +229,5 @@ def list_sessions(
         max_score, after_score, after_member = str(last[0]), last[0], last[1]
     if stale:  # sessions that expired by TTL leave index entries behind: drop them now
         yield Call(("ZREM", index, *stale))
-    more = len(items) == limit and last is not None
+    more = len(items) == wanted and last is not None
     return SessionPage(items, f"{last[0]}:{as_text(last[1])}" if more and last else None)

@@ -1,0 +1,64 @@
+"""The sync and async APIs are twins: same public names, same signatures, async = coroutines.
+
+As httpcore checks its sync side against its async side. The only renamed pairs are the
+asyncio conventions: ``close``/``aclose`` and the context-manager methods.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from convstore import AsyncConversationStore, ConversationStore
+from convstore.repositories import (
+    AsyncMessageRepository,
+    AsyncSessionRepository,
+    MessageRepository,
+    SessionRepository,
+)
+
+PAIRS = [
+    (ConversationStore, AsyncConversationStore),
+    (SessionRepository, AsyncSessionRepository),
+    (MessageRepository, AsyncMessageRepository),
+]
+RENAMED = {"close": "aclose", "__enter__": "__aenter__", "__exit__": "__aexit__"}
+
+
+def public(cls: type) -> dict[str, object]:
+    names = {n for n in dir(cls) if not n.startswith("_")} | (set(RENAMED) & set(dir(cls)))
+    names |= set(RENAMED.values()) & set(dir(cls))
+    return {n: inspect.getattr_static(cls, n) for n in names}
+
+
+def _signature(member: object) -> inspect.Signature:
+    target = member.__func__ if isinstance(member, classmethod | staticmethod) else member
+    sig = inspect.signature(target)  # type: ignore[arg-type]
+    return sig.replace(return_annotation=inspect.Signature.empty)
+
+
+@pytest.mark.parametrize(("sync", "aio"), PAIRS, ids=[s.__name__ for s, _ in PAIRS])
+def test_same_public_names(sync: type, aio: type) -> None:
+    sync_names = {RENAMED.get(n, n) for n in public(sync)}
+    assert sync_names == set(public(aio))
+
+
+@pytest.mark.parametrize(("sync", "aio"), PAIRS, ids=[s.__name__ for s, _ in PAIRS])
+def test_same_signatures_and_async_methods_are_coroutines(sync: type, aio: type) -> None:
+    aio_members = public(aio)
+    for name, member in public(sync).items():
+        twin = aio_members[RENAMED.get(name, name)]
+        assert type(member) is type(twin), name  # property/classmethod/function alike
+        if isinstance(member, property):
+            continue
+        assert _signature(member) == _signature(twin), name
+        if inspect.isfunction(member) and name not in ("__init__",):
+            assert not inspect.iscoroutinefunction(member), f"sync {name} is a coroutine"
+            assert inspect.iscoroutinefunction(twin), f"async {name} is not a coroutine"
+
+
+def test_the_comparison_sees_the_main_methods() -> None:
+    """Guard against public() finding nothing (which would make the checks above vacuous)."""
+    sync_store_methods = set(public(SessionRepository)) | set(public(MessageRepository))
+    assert {"create", "save", "get", "list", "append", "history", "page"} <= sync_store_methods

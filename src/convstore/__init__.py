@@ -53,7 +53,7 @@ from convstore.models import (
     validate_conversation_isolation_pattern,
 )
 from convstore.monitoring import set_metrics_hook
-from convstore.plans import AppendResult, HistoryPage, Retention, SessionPage
+from convstore.plans import AppendResult, HistoryPage, Limits, Records, Retention, SessionPage
 from convstore.store import AsyncConversationStore, ConversationStore
 
 __all__ = [
@@ -71,8 +71,10 @@ __all__ = [
     "ConvstoreError",
     "HistoryPage",
     "KeySpace",
+    "Limits",
     "MessageType",
     "ParticipantType",
+    "Records",
     "Retention",
     "SessionKeyConflict",
     "SessionKeyParse",

@@ -13,8 +13,9 @@ from typing import Any, ClassVar, Self
 
 from convstore import connections, plans
 from convstore.drivers import AsyncDriver, SyncDriver
+from convstore.errors import ValidationError
 from convstore.keys import KeySpace
-from convstore.plans import Retention, StoreConfig
+from convstore.plans import Limits, Retention, StoreConfig
 from convstore.repositories import (
     AsyncMessageRepository,
     AsyncSessionRepository,
@@ -39,18 +40,27 @@ class _Store:
         max_messages: int | None = None,
         max_age: Seconds = None,
         ttl: Seconds = None,
+        limits: Limits | None = None,
     ) -> None:
         """Wrap an existing client (``decode_responses`` must be False).
 
         ``max_messages``, ``max_age`` (seconds or timedelta) and ``ttl`` (sliding,
         seconds or timedelta) are the defaults for every session; see
         :class:`Retention`. Each session can override them with
-        ``sessions.set_retention``.
+        ``sessions.set_retention``. ``limits`` (:class:`Limits`) bounds what is written,
+        checked before anything is sent, and what reads accept.
         """
+        if limits is not None and not isinstance(limits, Limits):
+            raise ValidationError(
+                f"limits must be a convstore.Limits, got {type(limits).__name__}", field="limits"
+            )
         cluster = connections.inspect_client(client)
         self.client = client
         self.config = StoreConfig(
-            KeySpace(namespace), Retention(max_messages, max_age, ttl), cluster=cluster
+            KeySpace(namespace),
+            Retention(max_messages, max_age, ttl),
+            cluster=cluster,
+            limits=limits or Limits(),
         )
 
     @property
@@ -67,6 +77,7 @@ class _Store:
         max_messages: int | None = None,
         max_age: Seconds = None,
         ttl: Seconds = None,
+        limits: Limits | None = None,
         **client_options: Any,
     ) -> Self:
         """Connect by URL (``redis://``, ``rediss://``, ``unix://``; credentials in the URL).
@@ -76,7 +87,14 @@ class _Store:
         client = connections.client_from_url(
             url, use_async=cls._async, cluster=cluster, **client_options
         )
-        return cls(client, namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl)
+        return cls(
+            client,
+            namespace=namespace,
+            max_messages=max_messages,
+            max_age=max_age,
+            ttl=ttl,
+            limits=limits,
+        )
 
     @classmethod
     def embedded(
@@ -87,10 +105,18 @@ class _Store:
         max_messages: int | None = None,
         max_age: Seconds = None,
         ttl: Seconds = None,
+        limits: Limits | None = None,
     ) -> Self:
         """An in-process Redis (needs ``convstore[embedded]``); nothing leaves the process."""
         client = connections.embedded_client(use_async=cls._async, server=server)
-        return cls(client, namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl)
+        return cls(
+            client,
+            namespace=namespace,
+            max_messages=max_messages,
+            max_age=max_age,
+            ttl=ttl,
+            limits=limits,
+        )
 
     @classmethod
     def from_env(cls, namespace: str = DEFAULT_NAMESPACE, **options: Any) -> Self:

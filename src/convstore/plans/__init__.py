@@ -11,7 +11,8 @@ Modules: ``steps`` (what a plan yields), ``config`` (store configuration),
 (the session indexes), ``sessions`` and ``messages`` (the plans themselves).
 """
 
-from convstore.plans.config import Retention, StoreConfig, seconds_to_ms
+from convstore.plans.config import Limits, Retention, StoreConfig, seconds_to_ms
+from convstore.plans.damage import OnError
 from convstore.plans.messages import (
     agent_messages,
     append_messages,
@@ -22,7 +23,7 @@ from convstore.plans.messages import (
     new_message_ids,
     page,
 )
-from convstore.plans.results import AppendResult, HistoryPage, SessionPage
+from convstore.plans.results import AppendResult, HistoryPage, Records, SessionPage
 from convstore.plans.sessions import (
     delete_session,
     get_session,
@@ -41,7 +42,10 @@ __all__ = [
     "Batch",
     "Call",
     "HistoryPage",
+    "Limits",
+    "OnError",
     "Plan",
+    "Records",
     "Retention",
     "Run",
     "SessionPage",

@@ -12,7 +12,6 @@ from typing import Any
 from convstore.models import ConversationSession
 from convstore.plans.config import StoreConfig
 from convstore.plans.steps import Batch, Call, Plan
-from convstore.plans.values import as_text
 
 __all__ = ["cluster_index_sync", "index_keys", "split_idx"]
 
@@ -29,7 +28,11 @@ def index_keys(config: StoreConfig, session: ConversationSession) -> list[str]:
 
 
 def cluster_index_sync(
-    config: StoreConfig, member: str, add: Iterable[str], remove: Iterable[str], score: Any
+    config: StoreConfig,
+    member: str,
+    add: Iterable[str | bytes],
+    remove: Iterable[str | bytes],
+    score: Any,
 ) -> Plan[None]:
     """On Redis Cluster the indexes live in other slots: update them after the script."""
     calls = [Call(("ZADD", key, "GT", score, member)) for key in add]
@@ -38,5 +41,18 @@ def cluster_index_sync(
         yield Batch(tuple(calls))
 
 
-def split_idx(raw: bytes | str | None) -> list[str]:
-    return [k for k in as_text(raw or b"").split("\n") if k]
+def split_idx(raw: bytes | str | None) -> list[str | bytes]:
+    """The index keys a script returned; a line that is not UTF-8 stays bytes (never raises).
+
+    The scripts only return lines under the namespace's ``idx:`` prefix, so a damaged
+    ``idx`` field cannot make the plan touch keys outside convstore's namespace.
+    """
+    raw = raw.encode() if isinstance(raw, str) else raw or b""
+    return [_text_or_bytes(k) for k in raw.split(b"\n") if k]
+
+
+def _text_or_bytes(line: bytes) -> str | bytes:
+    try:
+        return line.decode()
+    except UnicodeDecodeError:
+        return line

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -10,17 +12,18 @@ import msgpack
 
 from convstore import codec, lua
 from convstore.errors import (
+    CodecError,
     ConcurrentModification,
     SessionKeyConflict,
-    SessionNotFound,
     ValidationError,
 )
 from convstore.models import ConversationSession, SessionType, parse_choice
 from convstore.plans.config import Retention, StoreConfig
+from convstore.plans.damage import OnError, Skips, located, script_status
 from convstore.plans.indexes import cluster_index_sync, index_keys, split_idx
-from convstore.plans.results import SessionPage
+from convstore.plans.results import Records, SessionPage
 from convstore.plans.steps import Batch, Call, Plan, Run
-from convstore.plans.values import as_text, epoch_micros, from_epoch_micros
+from convstore.plans.values import as_text, epoch_micros, from_epoch_micros, stored_int
 from convstore.validation import positive_int
 
 __all__ = [
@@ -68,14 +71,14 @@ def save_session(config: StoreConfig, session: ConversationSession, force: bool)
         keys.all(),
         (
             *common,
-            codec.encode_session(session),
+            codec.encode_session(session, limits=config.limits),
             _identity(session),
             expected,
             epoch_micros(session.last_activity),
             "\n".join(index),
         ),
     )
-    status = int(reply[0])
+    status = script_status(reply, key)
     if status == -2:
         raise SessionKeyConflict(key, f"it is held by {_describe_identity(reply[1])}")
     if status == -3:
@@ -87,14 +90,24 @@ def save_session(config: StoreConfig, session: ConversationSession, force: bool)
     return key
 
 
-def _session_from_fields(fields: Sequence[Any]) -> ConversationSession | None:
+def _session_from_fields(
+    config: StoreConfig, key: str, fields: Sequence[Any]
+) -> ConversationSession | None:
+    """The session in one HMGET reply; damage raises :class:`CodecError` naming the key."""
     record, revision, last_activity = fields[0], fields[1], fields[2]
     if record is None:
         return None
-    session = codec.decode_session(record)
-    session.revision = int(revision or 0)
-    if last_activity is not None:
-        session.last_activity = from_epoch_micros(last_activity)
+    try:
+        session = codec.decode_session(record, max_bytes=config.limits.max_record_bytes)
+        stored_key = session.generate_session_key()
+        if stored_key != key:
+            raise CodecError(f"the record belongs to session key {stored_key!r}")
+        session.revision = 0 if revision is None else stored_int(revision, "rev")
+        if last_activity is not None:
+            session.last_activity = from_epoch_micros(last_activity, "la")
+    except (CodecError, ValidationError) as exc:
+        error = exc if isinstance(exc, CodecError) else CodecError(str(exc))
+        raise located(error, key) from exc
     return session
 
 
@@ -104,7 +117,7 @@ _GET_FIELDS = ("rec", "rev", "la")
 def get_session(config: StoreConfig, key: str) -> Plan[ConversationSession | None]:
     hash_key = config.keyspace.session(key).session
     fields = yield Call(("HMGET", hash_key, *_GET_FIELDS))
-    return _session_from_fields(fields)
+    return _session_from_fields(config, key, fields)
 
 
 def session_exists(config: StoreConfig, key: str) -> Plan[bool]:
@@ -114,8 +127,7 @@ def session_exists(config: StoreConfig, key: str) -> Plan[bool]:
 def touch_session(config: StoreConfig, key: str) -> Plan[datetime]:
     keys, common = config.common(key)
     reply = yield Run(lua.TOUCH, keys.all(), common)
-    if int(reply[0]) == -1:
-        raise SessionNotFound(key)
+    script_status(reply, key)
     yield from cluster_index_sync(config, key, split_idx(reply[2]), (), reply[1])
     return from_epoch_micros(reply[1])
 
@@ -123,6 +135,7 @@ def touch_session(config: StoreConfig, key: str) -> Plan[datetime]:
 def delete_session(config: StoreConfig, key: str) -> Plan[bool]:
     keys, common = config.common(key)
     reply = yield Run(lua.DELETE, keys.all(), common)
+    script_status(reply, key)
     yield from cluster_index_sync(config, key, (), split_idx(reply[1]), 0)
     return bool(int(reply[0]))
 
@@ -139,17 +152,36 @@ def set_retention(config: StoreConfig, key: str, retention: Retention | None) ->
         )
     )
     reply = yield Run(lua.SET_RETENTION, keys.all(), (*common, *fields))
-    if int(reply[0]) == -1:
-        raise SessionNotFound(key)
+    script_status(reply, key)
+
+
+_CURSOR = re.compile(r"([0-9]{1,20}):(.*)", re.DOTALL)
 
 
 def _parse_cursor(cursor: str | None) -> tuple[str, int | None, bytes | None]:
     if cursor is None:
         return "+inf", None, None
-    score, sep, member = cursor.partition(":")
-    if not sep or not score.isdigit():
+    found = _CURSOR.fullmatch(cursor) if isinstance(cursor, str) else None
+    try:
+        member = found.group(2).encode() if found else None
+    except UnicodeEncodeError:
+        member = None
+    if found is None or member is None:
         raise ValidationError(f"not a session cursor: {cursor!r}", field="cursor")
-    return score, int(score), member.encode()
+    return found.group(1), int(found.group(1)), member
+
+
+def _index_row(config: StoreConfig, index: str, member: Any, score: Any) -> tuple[str, int]:
+    """One (session key, score) of an index; a damaged one raises :class:`CodecError`."""
+    try:
+        key = as_text(member)
+        config.keyspace.session(key)  # the same checks every session key passes
+        value = float(score)
+        if not math.isfinite(value):
+            raise CodecError(f"score {score!r} is not finite")
+        return key, int(value)
+    except (CodecError, ValidationError, ValueError) as exc:
+        raise located(CodecError(f"member {member!r:.80}: {exc}"), index, kind="index") from exc
 
 
 def list_sessions(
@@ -158,8 +190,10 @@ def list_sessions(
     session_type: str | None,
     limit: int,
     cursor: str | None,
+    on_error: OnError = "raise",
 ) -> Plan[SessionPage]:
     positive_int(limit, "limit")
+    skips = Skips(on_error, "list")
     ks = config.keyspace
     if session_type is not None:
         session_type = str(parse_choice(session_type, SessionType, "session_type"))
@@ -177,29 +211,40 @@ def list_sessions(
     last: tuple[int, bytes] | None = None
     while len(items) < limit:
         rows = yield Run(lua.LIST, (index,), (max_score, limit - len(items)))
-        pairs = [(rows[i], int(float(rows[i + 1]))) for i in range(0, len(rows), 2)]
+        pairs = []
+        for i in range(0, len(rows), 2):
+            try:
+                pairs.append((rows[i], *_index_row(config, index, rows[i], rows[i + 1])))
+            except CodecError as exc:
+                skips.add(exc)  # left in the index, as found: nothing is deleted on a read
         if after_score is not None and after_member is not None:
             pairs = [
-                (m, s)
-                for m, s in pairs
+                (m, k, s)
+                for m, k, s in pairs
                 if s < after_score or (s == after_score and m < after_member)
             ]
         if not pairs:
             break
         pairs = pairs[: limit - len(items)]
         replies = yield Batch(
-            tuple(Call(("HMGET", ks.session(as_text(m)).session, *_GET_FIELDS)) for m, _ in pairs)
+            tuple(Call(("HMGET", ks.session(k).session, *_GET_FIELDS)) for _, k, _ in pairs)
         )
-        for (member, score), fields in zip(pairs, replies, strict=True):
-            session = _session_from_fields(fields)
-            if session is None:
-                stale.append(member)
+        for (member, key, score), fields in zip(pairs, replies, strict=True):
+            try:
+                session = _session_from_fields(config, key, fields)
+            except CodecError as exc:
+                skips.add(exc)
+                session = None
             else:
-                items.append(session)
+                if session is None:
+                    stale.append(member)
+                else:
+                    items.append(session)
             last = (score, member)
         assert last is not None
         max_score, after_score, after_member = str(last[0]), last[0], last[1]
     if stale:  # sessions that expired by TTL leave index entries behind: drop them now
         yield Call(("ZREM", index, *stale))
     more = len(items) == limit and last is not None
-    return SessionPage(items, f"{last[0]}:{as_text(last[1])}" if more and last else None)
+    cursor_out = f"{last[0]}:{as_text(last[1])}" if more and last else None
+    return SessionPage(Records(items, skips.errors), cursor_out)

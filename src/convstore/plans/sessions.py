@@ -155,10 +155,11 @@ def set_retention(config: StoreConfig, key: str, retention: Retention | None) ->
     script_status(reply, key)
 
 
-_CURSOR = re.compile(r"([0-9]{1,20}):(.*)", re.DOTALL)
+#: ``score:member``; scores are whole numbers but may be anything Redis stores (damage).
+_CURSOR = re.compile(r"(-?[0-9]{1,20}(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?|[-+]?inf):(.*)", re.DOTALL)
 
 
-def _parse_cursor(cursor: str | None) -> tuple[str, int | None, bytes | None]:
+def _parse_cursor(cursor: str | None) -> tuple[str, float | None, bytes | None]:
     if cursor is None:
         return "+inf", None, None
     found = _CURSOR.fullmatch(cursor) if isinstance(cursor, str) else None
@@ -168,20 +169,39 @@ def _parse_cursor(cursor: str | None) -> tuple[str, int | None, bytes | None]:
         member = None
     if found is None or member is None:
         raise ValidationError(f"not a session cursor: {cursor!r}", field="cursor")
-    return found.group(1), int(found.group(1)), member
+    return found.group(1), float(found.group(1)), member
 
 
-def _index_row(config: StoreConfig, index: str, member: Any, score: Any) -> tuple[str, int]:
-    """One (session key, score) of an index; a damaged one raises :class:`CodecError`."""
+def _score_text(score: float) -> str:
+    """A score as a cursor and a ZRANGE bound: exact, and digits only for whole numbers."""
+    if not math.isfinite(score):
+        return "inf" if score > 0 else "-inf"
+    return str(int(score)) if score.is_integer() else repr(score)
+
+
+def _member_key(config: StoreConfig, index: str, member: Any, score: float) -> str:
+    """The session key an index member names; a damaged one raises :class:`CodecError`."""
     try:
+        if not math.isfinite(score):
+            raise CodecError(f"score {score} is not finite")
         key = as_text(member)
         config.keyspace.session(key)  # the same checks every session key passes
-        value = float(score)
-        if not math.isfinite(value):
-            raise CodecError(f"score {score!r} is not finite")
-        return key, int(value)
-    except (CodecError, ValidationError, ValueError) as exc:
+        return key
+    except (CodecError, ValidationError) as exc:
         raise located(CodecError(f"member {member!r:.80}: {exc}"), index, kind="index") from exc
+
+
+def _index_name(config: StoreConfig, participant_id: str | None, session_type: str | None) -> str:
+    ks = config.keyspace
+    if session_type is not None:
+        session_type = str(parse_choice(session_type, SessionType, "session_type"))
+    if participant_id is not None and session_type is not None:
+        return ks.index_participant_type(participant_id, session_type)
+    if participant_id is not None:
+        return ks.index_participant(participant_id)
+    if session_type is not None:
+        return ks.index_type(session_type)
+    return ks.index_all
 
 
 def list_sessions(
@@ -194,57 +214,50 @@ def list_sessions(
 ) -> Plan[SessionPage]:
     positive_int(limit, "limit")
     skips = Skips(on_error, "list")
-    ks = config.keyspace
-    if session_type is not None:
-        session_type = str(parse_choice(session_type, SessionType, "session_type"))
-    if participant_id is not None and session_type is not None:
-        index = ks.index_participant_type(participant_id, session_type)
-    elif participant_id is not None:
-        index = ks.index_participant(participant_id)
-    elif session_type is not None:
-        index = ks.index_type(session_type)
-    else:
-        index = ks.index_all
+    index = _index_name(config, participant_id, session_type)
     max_score, after_score, after_member = _parse_cursor(cursor)
     items: list[ConversationSession] = []
     stale: list[bytes] = []
-    last: tuple[int, bytes] | None = None
+    last: tuple[float, bytes] | None = None  # (score, member) of the last row read
     while len(items) < limit:
         rows = yield Run(lua.LIST, (index,), (max_score, limit - len(items)))
-        pairs = []
-        for i in range(0, len(rows), 2):
-            try:
-                pairs.append((rows[i], *_index_row(config, index, rows[i], rows[i + 1])))
-            except CodecError as exc:
-                skips.add(exc)  # left in the index, as found: nothing is deleted on a read
+        pairs = [(rows[i], float(rows[i + 1])) for i in range(0, len(rows), 2)]
         if after_score is not None and after_member is not None:
             pairs = [
-                (m, k, s)
-                for m, k, s in pairs
+                (m, s)
+                for m, s in pairs
                 if s < after_score or (s == after_score and m < after_member)
             ]
         if not pairs:
             break
         pairs = pairs[: limit - len(items)]
+        named: list[tuple[bytes, float, str]] = []
+        for member, score in pairs:
+            try:
+                named.append((member, score, _member_key(config, index, member, score)))
+            except CodecError as exc:
+                skips.add(exc)  # left in the index as found: a read deletes nothing it cannot read
         replies = yield Batch(
-            tuple(Call(("HMGET", ks.session(k).session, *_GET_FIELDS)) for _, k, _ in pairs)
+            tuple(
+                Call(("HMGET", config.keyspace.session(k).session, *_GET_FIELDS))
+                for _, _, k in named
+            )
         )
-        for (member, key, score), fields in zip(pairs, replies, strict=True):
+        for (member, _, key), fields in zip(named, replies, strict=True):
             try:
                 session = _session_from_fields(config, key, fields)
             except CodecError as exc:
                 skips.add(exc)
-                session = None
+                continue
+            if session is None:
+                stale.append(member)
             else:
-                if session is None:
-                    stale.append(member)
-                else:
-                    items.append(session)
-            last = (score, member)
-        assert last is not None
-        max_score, after_score, after_member = str(last[0]), last[0], last[1]
+                items.append(session)
+        member, score = pairs[-1]
+        last = (score, member)
+        max_score, after_score, after_member = _score_text(score), score, member
     if stale:  # sessions that expired by TTL leave index entries behind: drop them now
         yield Call(("ZREM", index, *stale))
     more = len(items) == limit and last is not None
-    cursor_out = f"{last[0]}:{as_text(last[1])}" if more and last else None
+    cursor_out = f"{_score_text(last[0])}:{as_text(last[1])}" if more and last else None
     return SessionPage(Records(items, skips.errors), cursor_out)

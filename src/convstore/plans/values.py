@@ -10,7 +10,10 @@ from convstore.models import to_utc
 
 __all__ = ["as_text", "epoch_micros", "from_epoch_micros", "ms_bound", "stored_int"]
 
-_STORED_INT = re.compile(rb"-?[0-9]{1,18}")
+#: What the scripts store (lua.py checks the same): counts of at most 15 digits, and
+#: microsecond timestamps (``la``), which may be negative.
+_COUNT = re.compile(rb"[0-9]{1,15}")
+_MICROS = re.compile(rb"-?[0-9]{1,18}")
 
 
 def epoch_micros(moment: datetime) -> int:
@@ -19,19 +22,19 @@ def epoch_micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def stored_int(value: object, field: str) -> int:
-    """An integer as the scripts store it (decimal, at most 18 digits), else :class:`CodecError`."""
+def stored_int(value: object, field: str, *, signed: bool = False) -> int:
+    """An integer as the scripts store it (``signed``: a timestamp), else :class:`CodecError`."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raw = value.encode("utf-8", "replace") if isinstance(value, str) else value
-    if not isinstance(raw, bytes) or not _STORED_INT.fullmatch(raw):
+    if not isinstance(raw, bytes) or not (_MICROS if signed else _COUNT).fullmatch(raw):
         raise CodecError(f"stored field {field!r} is not an integer: {value!r:.80}", path=field)
     return int(raw)
 
 
 def from_epoch_micros(value: object, field: str = "la") -> datetime:
     """A stored microsecond timestamp as an aware datetime; garbage raises :class:`CodecError`."""
-    micros = stored_int(value, field)
+    micros = stored_int(value, field, signed=True)
     try:
         return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
     except OverflowError:

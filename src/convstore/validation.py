@@ -86,7 +86,7 @@ def within_limit(size: int, limit: int, field: str, limit_name: str, *, unit: st
     """A size no larger than ``limit``; the error names the field, the limit and both numbers."""
     if size > limit:
         raise ValidationError(
-            f"{field} is {size:,} {unit}; the limit is {limit_name}={limit:,}",
+            f"{field} is {size} {unit}; the limit is {limit_name}={limit}",
             field=field,
         )
     return size

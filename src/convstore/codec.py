@@ -23,7 +23,6 @@ version does not know are ignored.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -32,6 +31,7 @@ import msgpack
 
 from convstore.errors import CodecError, ValidationError
 from convstore.limits import DEFAULT_LIMITS, Limits
+from convstore.message_ids import decode_message_id, encode_message_id
 from convstore.models import (
     AgentCommunicationMessage,
     ConversationParticipant,
@@ -398,33 +398,3 @@ def decode_entry(data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str
         "timestamp": timestamp.isoformat(),
         "metadata": metadata,
     }
-
-
-# --------------------------------------------------------------------------- message ids
-
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def encode_message_id(message_id: str) -> bytes:
-    """The stored form of a message id (stream field name and idempotency-hash key).
-
-    A canonical lowercase uuid becomes ``b"\\x00"`` + its 16 bytes (17 instead of 36:
-    it is stored twice per message); any other id is ``b"t"`` + its UTF-8 text. The
-    first byte tells the two apart, so the encoding is injective.
-    """
-    if len(message_id) == 36 and _CANONICAL_UUID.fullmatch(message_id):
-        return b"\x00" + bytes.fromhex(message_id.replace("-", ""))
-    return b"t" + message_id.encode("utf-8")
-
-
-def decode_message_id(stored: bytes) -> str:
-    """Inverse of :func:`encode_message_id`."""
-    if len(stored) == 17 and stored[0] == 0:
-        h = stored[1:].hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    if stored[:1] == b"t":
-        try:
-            return stored[1:].decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-    raise CodecError(f"not a stored message id: {stored[:40]!r}")

@@ -48,7 +48,10 @@ async def test_defaults_refuse_the_17_mib_append_that_reads_could_not_take(
     error = await refused(
         lambda: st.messages.append(key, msg("x" * 17 * MIB)), "content", "max_content_bytes"
     )
-    assert f"content is {17 * MIB} bytes" in str(error)
+    assert f"content is {17 * MIB} characters" in str(error)
+    await refused(
+        lambda: st.messages.append(key, msg("é" * 5 * MIB)), "content", "max_content_bytes"
+    )
     await refused(
         lambda: st.messages.append(key, msg(blob=b"x" * 2 * MIB)), "metadata", "max_metadata_bytes"
     )

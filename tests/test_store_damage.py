@@ -268,3 +268,12 @@ async def test_bad_list_cursor_is_a_validation_error(st: Store) -> None:
     for cursor in ("²:x", "12", "x:y", "1:\ud800"):
         with pytest.raises(ValidationError, match="cursor"):
             await aw(st.sessions.list(cursor=cursor))
+
+
+async def test_bad_history_cursor_is_a_validation_error(
+    st: Store, make_session: SessionFactory
+) -> None:
+    key = await with_messages(st, make_session)
+    for before in ("99999999999999999999-0", "1-99999999999999999999", "x", "1"):
+        with pytest.raises(ValidationError, match="cursor"):
+            await aw(st.messages.page(key, before=before))

@@ -176,6 +176,10 @@ def _pack_sized(
 
 def check_text_size(text: str, limit: int, field: str, limit_name: str) -> None:
     """A str whose UTF-8 form fits ``limit``; encodes only when the length cannot tell."""
+    if len(text) > limit:  # refused without copying it: every character is at least a byte
+        within_limit(
+            len(text), limit, field, limit_name, unit="characters (at least as many bytes)"
+        )
     if len(text) * 4 > limit:
         within_limit(len(text.encode("utf-8", "surrogatepass")), limit, field, limit_name)
 

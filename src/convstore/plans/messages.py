@@ -222,7 +222,11 @@ def page(
 ) -> Plan[HistoryPage]:
     optional_positive_int(limit, "limit")
     skips = Skips(on_error, "page")
-    if before is not None and not (isinstance(before, str) and _STREAM_ID.fullmatch(before)):
+    if before is not None and not (
+        isinstance(before, str)
+        and _STREAM_ID.fullmatch(before)
+        and all(int(part) < 2**64 for part in before.split("-"))
+    ):
         raise ValidationError(f"not a history cursor: {before!r}", field="before")
     stream = config.keyspace.session(key).messages
     end = "+" if before is None else f"({before}"

@@ -554,15 +554,15 @@ def test_any_ext_value_anywhere_only_raises_codec_error(
     only_codec_errors(decoder, with_ext(payload, key, code, blob))
 
 
-def test_oversize_payload_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(CodecError, match=f"exceeds {codec.MAX_PAYLOAD_BYTES}"):
+def test_oversize_payload_rejected() -> None:
+    with pytest.raises(CodecError, match=f"exceeds max_record_bytes={codec.MAX_PAYLOAD_BYTES}"):
         codec.unpackb(b"\x80" * (codec.MAX_PAYLOAD_BYTES + 1))
     data = encode_session(session())
-    monkeypatch.setattr(codec, "MAX_PAYLOAD_BYTES", len(data))
-    assert decode_session(data) == session()
-    monkeypatch.setattr(codec, "MAX_PAYLOAD_BYTES", len(data) - 1)
-    with pytest.raises(CodecError, match=f"payload of {len(data)} bytes exceeds {len(data) - 1}"):
-        decode_session(data)
+    assert decode_session(data, max_bytes=len(data)) == session()
+    with pytest.raises(
+        CodecError, match=f"payload of {len(data)} bytes exceeds max_record_bytes={len(data) - 1}"
+    ):
+        decode_session(data, max_bytes=len(data) - 1)
 
 
 def test_non_str_keys_rejected_on_decode() -> None:

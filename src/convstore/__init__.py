@@ -64,7 +64,15 @@ from convstore.models import (
     validate_conversation_isolation_pattern,
 )
 from convstore.monitoring import set_metrics_hook
-from convstore.plans import AppendResult, HistoryPage, Retention, ServerInfo, SessionPage
+from convstore.plans import (
+    AppendResult,
+    HistoryPage,
+    Limits,
+    Records,
+    Retention,
+    ServerInfo,
+    SessionPage,
+)
 from convstore.policies import DEFAULT_RETRY, RetryPolicy, WriteConcern
 from convstore.store import AsyncConversationStore, ConversationStore
 
@@ -89,11 +97,13 @@ __all__ = [
     "DurabilityUnsupported",
     "HistoryPage",
     "KeySpace",
+    "Limits",
     "MessageType",
     "NoSocketTimeoutWarning",
     "ParticipantType",
     "PermissionDenied",
     "ProtocolError",
+    "Records",
     "Retention",
     "RetryPolicy",
     "ServerInfo",

@@ -11,16 +11,19 @@ What can be stored in metadata: ``None``, ``bool``, ``int`` (64-bit), ``float``,
 objects, non-string keys) raises :class:`CodecError` naming the key path,
 before a byte is produced, so nothing half-written can reach Redis.
 
-Decoding is safe on hostile bytes: payloads over :data:`MAX_PAYLOAD_BYTES` are
-refused, only the Timestamp extension is accepted, and every failure surfaces
+Sizes: the encoders refuse, with :class:`ValidationError` naming the field and
+the limit, content, metadata and records larger than the store's :class:`Limits`;
+the decoders accept records up to the same ``max_record_bytes``
+(:data:`MAX_PAYLOAD_BYTES` by default), so whatever was written can be read.
+
+Decoding is safe on hostile bytes: payloads over the record limit are refused, only the Timestamp extension is accepted, and every failure surfaces
 as :class:`CodecError`. A payload from a newer version decodes: fields this
 version does not know are ignored.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -28,6 +31,8 @@ from typing import Any, TypeVar
 import msgpack
 
 from convstore.errors import CodecError, ValidationError
+from convstore.limits import DEFAULT_LIMITS, Limits
+from convstore.message_ids import decode_message_id, encode_message_id
 from convstore.models import (
     MESSAGE_FIELDS,
     PARTICIPANT_FIELDS,
@@ -36,12 +41,14 @@ from convstore.models import (
     ConversationSession,
     to_utc,
 )
+from convstore.validation import within_limit
 
 __all__ = [
     "MAX_DEPTH",
     "MAX_PAYLOAD_BYTES",
     "WIRE_VERSION",
     "check_storable",
+    "check_text_size",
     "decode_entry",
     "decode_message",
     "decode_message_id",
@@ -57,7 +64,7 @@ __all__ = [
 ]
 
 WIRE_VERSION = 1
-MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+MAX_PAYLOAD_BYTES = DEFAULT_LIMITS.max_record_bytes
 MAX_DEPTH = 64
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _SCALARS = (str, bool, float, bytes, type(None))
@@ -133,26 +140,71 @@ def _default(value: object) -> object:
     raise TypeError(f"cannot pack {type(value).__name__}")
 
 
-def packb(payload: Mapping[str, Any]) -> bytes:
-    """Pack a prepared payload; values must already have passed :func:`check_storable`."""
+def packb(
+    payload: Mapping[str, Any], *, max_bytes: int | None = MAX_PAYLOAD_BYTES, field: str = "record"
+) -> bytes:
+    """Pack a prepared payload; values must already have passed :func:`check_storable`.
+
+    A result over ``max_bytes`` (the store's ``max_record_bytes``; None = unchecked)
+    raises :class:`ValidationError` naming ``field``: the readers would refuse it.
+    """
     try:
         packed: bytes = msgpack.packb(payload, use_bin_type=True, datetime=True, default=_default)
-        return packed
     except (TypeError, ValueError, OverflowError) as exc:
         check_storable(payload, "payload")  # names the path when it can
         raise CodecError(f"payload cannot be encoded: {exc}") from exc
+    if max_bytes is not None:
+        within_limit(len(packed), max_bytes, field, "max_record_bytes")
+    return packed
+
+
+def _pack_sized(
+    payload: Mapping[str, Any],
+    limits: Limits,
+    metadata: Iterable[tuple[Mapping[str, Any], str]],
+    field: str = "record",
+) -> bytes:
+    """Pack, then refuse an oversize metadata dict (by its own name) or record.
+
+    Each metadata dict is measured only when the whole record could be over its limit.
+    """
+    packed = packb(payload, max_bytes=None)
+    if len(packed) > limits.max_metadata_bytes:
+        for meta, name in metadata:
+            size = len(packb(meta, max_bytes=None))
+            within_limit(size, limits.max_metadata_bytes, name, "max_metadata_bytes")
+    within_limit(len(packed), limits.max_record_bytes, field, "max_record_bytes")
+    return packed
+
+
+def check_text_size(text: str, limit: int, field: str, limit_name: str) -> None:
+    """A str whose UTF-8 form fits ``limit``; encodes only when the length cannot tell."""
+    if len(text) > limit:  # refused without copying it: every character is at least a byte
+        within_limit(
+            len(text), limit, field, limit_name, unit="characters (at least as many bytes)"
+        )
+    if len(text) * 4 > limit:
+        within_limit(len(text.encode("utf-8", "surrogatepass")), limit, field, limit_name)
 
 
 def _reject_ext(code: int, data: bytes) -> object:
     raise CodecError(f"unknown msgpack extension type {code}")
 
 
-def unpackb(data: bytes, expected_kind: str | None = None) -> dict[str, Any]:
-    """Unpack a convstore payload; the only exception it raises is :class:`CodecError`."""
+def unpackb(
+    data: bytes, expected_kind: str | None = None, *, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> dict[str, Any]:
+    """Unpack a convstore payload; the only exception it raises is :class:`CodecError`.
+
+    ``max_bytes`` is the store's ``max_record_bytes``: the same number the writers obey.
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise CodecError(f"expected bytes, got {type(data).__name__}")
-    if len(data) > MAX_PAYLOAD_BYTES:
-        raise CodecError(f"payload of {len(data)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    if len(data) > max_bytes:
+        raise CodecError(
+            f"payload of {len(data)} bytes exceeds max_record_bytes={max_bytes} "
+            "(written by a store with larger limits?)"
+        )
     try:
         obj = msgpack.unpackb(
             data, raw=False, timestamp=3, strict_map_key=True, ext_hook=_reject_ext, use_list=True
@@ -209,12 +261,17 @@ def _participant_from(obj: Any) -> ConversationParticipant:
     return _build("participant", ConversationParticipant.from_dict, obj)
 
 
-def encode_participant(participant: ConversationParticipant) -> bytes:
-    return packb({"v": WIRE_VERSION, "k": "participant", **_participant_payload(participant)})
+def encode_participant(
+    participant: ConversationParticipant, *, limits: Limits = DEFAULT_LIMITS
+) -> bytes:
+    payload = {"v": WIRE_VERSION, "k": "participant", **_participant_payload(participant)}
+    return _pack_sized(payload, limits, [(participant.metadata, "participant.metadata")])
 
 
-def decode_participant(data: bytes) -> ConversationParticipant:
-    return _participant_from(unpackb(data, "participant"))
+def decode_participant(
+    data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> ConversationParticipant:
+    return _participant_from(unpackb(data, "participant", max_bytes=max_bytes))
 
 
 def session_payload(session: ConversationSession) -> dict[str, Any]:
@@ -231,12 +288,17 @@ def session_payload(session: ConversationSession) -> dict[str, Any]:
     }
 
 
-def encode_session(session: ConversationSession) -> bytes:
-    return packb(session_payload(session))
+def encode_session(session: ConversationSession, *, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """The session record; each metadata dict and the whole record must fit ``limits``."""
+    metadata = [(session.metadata, "session.metadata")]
+    metadata += [
+        (p.metadata, f"participants[{i}].metadata") for i, p in enumerate(session.participants)
+    ]
+    return _pack_sized(session_payload(session), limits, metadata, "session record")
 
 
-def decode_session(data: bytes) -> ConversationSession:
-    obj = unpackb(data, "session")
+def decode_session(data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> ConversationSession:
+    obj = unpackb(data, "session", max_bytes=max_bytes)
     participants = [_participant_from(p) for p in _field(obj, "participants", list, "session")]
     return _build(
         "session",
@@ -259,19 +321,20 @@ def _stored(value: Any) -> Any:
     return str(value) if isinstance(value, StrEnum) else value
 
 
-def encode_message(message: AgentCommunicationMessage) -> bytes:
+def encode_message(message: AgentCommunicationMessage, *, limits: Limits = DEFAULT_LIMITS) -> bytes:
     check_storable(message.metadata, "message.metadata")
+    check_text_size(message.content, limits.max_content_bytes, "content", "max_content_bytes")
     payload: dict[str, Any] = {"v": WIRE_VERSION, "k": "message"}
     for name in _MESSAGE_FIELDS:
         value = getattr(message, name)
         payload[name] = None if value is None else str(value)
     payload["timestamp"] = message.timestamp
     payload["metadata"] = message.metadata
-    return packb(payload)
+    return _pack_sized(payload, limits, [(message.metadata, "message.metadata")])
 
 
-def decode_message(data: bytes) -> AgentCommunicationMessage:
-    obj = unpackb(data, "message")
+def decode_message(data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> AgentCommunicationMessage:
+    obj = unpackb(data, "message", max_bytes=max_bytes)
     _field(obj, "timestamp", datetime, "message")
     _field(obj, "metadata", dict, "message")
     return _build(
@@ -285,17 +348,24 @@ def decode_message(data: bytes) -> AgentCommunicationMessage:
 
 
 def encode_entry(
-    role: str, content: str, timestamp: datetime, metadata: Mapping[str, Any]
+    role: str,
+    content: str,
+    timestamp: datetime,
+    metadata: Mapping[str, Any],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> bytes:
     """A history entry in ContextEngine form: short keys, since there is one per message.
 
     ``role`` and ``content`` must be str, ``metadata`` a dict, ``timestamp`` a datetime
     (naive = UTC) or an ISO 8601 string; anything else raises :class:`CodecError`, so
-    every entry this writes can be read back by :func:`decode_entry`.
+    every entry this writes can be read back by :func:`decode_entry`. Content, metadata
+    and the whole entry must fit ``limits`` (:class:`ValidationError` otherwise).
     """
     for name, value in (("role", role), ("content", content)):
         if not isinstance(value, str):
             raise CodecError(f"{name} must be a str, got {type(value).__name__}", path=name)
+    check_text_size(content, limits.max_content_bytes, "content", "max_content_bytes")
     try:
         timestamp = to_utc(timestamp, "timestamp")
     except ValidationError as exc:
@@ -303,12 +373,13 @@ def encode_entry(
     if not isinstance(metadata, dict):
         raise CodecError(f"metadata must be a dict, got {type(metadata).__name__}", path="metadata")
     check_storable(metadata, "metadata")
-    return packb({"v": WIRE_VERSION, "r": role, "c": content, "t": timestamp, "m": metadata})
+    payload = {"v": WIRE_VERSION, "r": role, "c": content, "t": timestamp, "m": metadata}
+    return _pack_sized(payload, limits, [(metadata, "metadata")])
 
 
-def decode_entry(data: bytes) -> dict[str, Any]:
+def decode_entry(data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
     """``{"role", "content", "timestamp" (ISO string), "metadata"}``, exactly those keys."""
-    obj = unpackb(data)
+    obj = unpackb(data, max_bytes=max_bytes)
     timestamp = obj.get("t")
     role, content, metadata = obj.get("r"), obj.get("c"), obj.get("m")
     if not (
@@ -324,33 +395,3 @@ def decode_entry(data: bytes) -> dict[str, Any]:
         "timestamp": timestamp.isoformat(),
         "metadata": metadata,
     }
-
-
-# --------------------------------------------------------------------------- message ids
-
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def encode_message_id(message_id: str) -> bytes:
-    """The stored form of a message id (stream field name and idempotency-hash key).
-
-    A canonical lowercase uuid becomes ``b"\\x00"`` + its 16 bytes (17 instead of 36:
-    it is stored twice per message); any other id is ``b"t"`` + its UTF-8 text. The
-    first byte tells the two apart, so the encoding is injective.
-    """
-    if len(message_id) == 36 and _CANONICAL_UUID.fullmatch(message_id):
-        return b"\x00" + bytes.fromhex(message_id.replace("-", ""))
-    return b"t" + message_id.encode("utf-8")
-
-
-def decode_message_id(stored: bytes) -> str:
-    """Inverse of :func:`encode_message_id`."""
-    if len(stored) == 17 and stored[0] == 0:
-        h = stored[1:].hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    if stored[:1] == b"t":
-        try:
-            return stored[1:].decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-    raise CodecError(f"not a stored message id: {stored[:40]!r}")

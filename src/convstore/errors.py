@@ -50,11 +50,24 @@ class ValidationError(ConvstoreError, ValueError):
 
 
 class CodecError(ConvstoreError, ValueError):
-    """Bytes could not be produced or read; ``path`` is the key path of the offending value."""
+    """Bytes could not be produced or read; ``path`` is the key path of the offending value.
 
-    def __init__(self, message: str, *, path: str = "") -> None:
+    On reads, ``key`` is the session key (or index) holding the damaged record and
+    ``entry_id`` the stream entry id when the damage is in one message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str = "",
+        key: str | None = None,
+        entry_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.path = path
+        self.key = key
+        self.entry_id = entry_id
 
 
 class ConfigurationError(ConvstoreError, ValueError):

@@ -17,7 +17,12 @@ newline separated), and the per-session overrides ``mm`` (max messages),
 ``ma`` (max age, ms) and ``ttl`` (ms).
 
 Negative first elements of a reply are statuses the plans turn into errors:
--1 no such session, -2 key owned by another session, -3 stale revision.
+-1 no such session, -2 key owned by another session, -3 stale revision,
+-4 a session-hash field the script needs holds something convstore never writes
+(``{-4, field, value}``; checked by ``read_fields`` before the script writes anything,
+so a damaged session refuses writes instead of failing half-way in Lua).
+``DELETE`` alone tolerates damage (it is the way out): it drops only index entries
+under the namespace's ``idx:`` prefix.
 """
 
 from __future__ import annotations
@@ -67,6 +72,44 @@ local function split(text)
   return out
 end
 
+-- every index key of this namespace starts with IDX_PREFIX ("ns:idx:")
+local IDX_PREFIX = string.match(H, '^[^:]*') .. ':idx:'
+local function own_index(k) return string.sub(k, 1, #IDX_PREFIX) == IDX_PREFIX end
+
+-- what convstore writes in each session-hash field a script reads: counts of at most
+-- 15 digits (exact in Lua's doubles); 'la' within the years 1-9999 Python can represent;
+-- 'idx' lists index keys of this namespace only
+local FIELD_FORMATS = {
+  rev = '^%d+$', n = '^%d+$', mm = '^%d+$', ma = '^%d+$', ttl = '^%d+$',
+  lid = '^%d+%-%d+$', la = '^%-?%d+$',
+}
+local function well_formed(name, v)
+  if name == 'idx' then
+    for _, k in ipairs(split(v)) do if not own_index(k) then return false end end
+    return true
+  end
+  if not FIELD_FORMATS[name] then return true end
+  if #v > 40 or not string.match(v, FIELD_FORMATS[name]) then return false end
+  if name == 'la' then
+    local x = tonumber(v)
+    return x > -62135596000000000 and x < 253402300000000000
+  end
+  for digits in string.gmatch(v, '%d+') do if #digits > 15 then return false end end
+  return true
+end
+
+-- HMGET of the session hash; a field in a format convstore never writes gives
+-- nil, {-4, field, value} (return it: the script has written nothing yet)
+local function read_fields(...)
+  local names = {...}
+  local f = redis.call('HMGET', H, unpack(names))
+  for i, name in ipairs(names) do
+    local v = f[i]
+    if v and not well_formed(name, v) then return nil, {-4, name, string.sub(v, 1, 80)} end
+  end
+  return f
+end
+
 -- ttl: the session's own 'ttl' field (nil = the store default)
 local function refresh_ttl(ttl)
   ttl = tonumber(ttl or TTL_DEFAULT)
@@ -101,16 +144,18 @@ SAVE = script(
     "save",
     r"""
 -- ARGV[5] record, [6] identity, [7] expected revision (-1 = any), [8] last activity, [9] idx
-local owner = redis.call('HGET', H, 'ident')
+local f, bad = read_fields('ident', 'rev', 'idx', 'la', 'ttl', 'n')
+if bad then return bad end
+local owner = f[1]
 if owner and owner ~= ARGV[6] then return {-2, owner} end
-local rev = tonumber(redis.call('HGET', H, 'rev') or '0')
+local rev = tonumber(f[2] or '0')
 local expected = tonumber(ARGV[7])
 if expected >= 0 and rev ~= expected then return {-3, rev} end
-local old = redis.call('HGET', H, 'idx') or ''
+local old = f[3] or ''
 rev = rev + 1
 redis.call('HSET', H, 'rec', ARGV[5], 'ident', ARGV[6], 'rev', rev, 'idx', ARGV[9])
-if redis.call('HEXISTS', H, 'n') == 0 then redis.call('HSET', H, 'n', 0) end
-local la = later(redis.call('HGET', H, 'la'), ARGV[8])
+if not f[6] then redis.call('HSET', H, 'n', 0) end
+local la = later(f[4], ARGV[8])
 redis.call('HSET', H, 'la', la)
 if INLINE then
   local keep = {}
@@ -122,7 +167,7 @@ if INLINE then
     if not keep[k] then redis.call('ZREM', k, MEMBER) end
   end
 end
-refresh_ttl(redis.call('HGET', H, 'ttl'))
+refresh_ttl(f[5])
 return {rev, la, old}
 """,
 )
@@ -130,7 +175,8 @@ return {rev, la, old}
 TOUCH = script(
     "touch",
     r"""
-local f = redis.call('HMGET', H, 'rev', 'la', 'idx', 'ttl')
+local f, bad = read_fields('rev', 'la', 'idx', 'ttl')
+if bad then return bad end
 if not f[1] then return {-1} end
 local la = later(f[2], NOW)
 redis.call('HSET', H, 'la', la)
@@ -145,12 +191,15 @@ DELETE = script(
     "delete",
     r"""
 if redis.call('EXISTS', H) == 0 then return {0, ''} end
-local idx = redis.call('HGET', H, 'idx') or ''
+local idx = {}
+for _, k in ipairs(split(redis.call('HGET', H, 'idx'))) do
+  if own_index(k) then idx[#idx + 1] = k end
+end
 if INLINE then
-  for _, k in ipairs(split(idx)) do redis.call('ZREM', k, MEMBER) end
+  for _, k in ipairs(idx) do redis.call('ZREM', k, MEMBER) end
 end
 redis.call('DEL', unpack(KEYS))
-return {1, idx}
+return {1, table.concat(idx, '\n')}
 """,
 )
 
@@ -161,16 +210,24 @@ APPEND = script(
 -- [7] "1" to accept a session that was never saved (the ContextEngine contract: the
 -- message is kept and the hash gets its counters, but no record, so get() stays None),
 -- then one (message_id, timestamp ms, payload) triple per message.
-local f = redis.call('HMGET', H, 'rev', 'lid', 'mm', 'ma', 'la', 'idx', 'ttl', 'n')
+local f, bad = read_fields('rev', 'lid', 'mm', 'ma', 'la', 'idx', 'ttl', 'n')
+if bad then return bad end
 if not f[1] and ARGV[7] ~= '1' then return {-1} end
 local lid = f[2] or '0-0'
 local dash = string.find(lid, '-', 1, true)
 local lms, lseq = tonumber(string.sub(lid, 1, dash - 1)), tonumber(string.sub(lid, dash + 1))
 local n = tonumber(f[8] or '0')
-local out, fresh, pairs_ = {}, {}, {}
+local out, fresh, pairs_, known = {}, {}, {}, {}
+for i = 8, #ARGV, 3 do  -- retried ids first: a damaged ids entry refuses before any write
+  local existing = redis.call('HGET', IDS, ARGV[i])
+  if existing then
+    if not string.match(existing, '^%d+%-%d+$') then return {-4, 'ids', string.sub(existing, 1, 80)} end
+    known[ARGV[i]] = existing
+  end
+end
 for i = 8, #ARGV, 3 do
   local mid = ARGV[i]
-  local existing = fresh[mid] or redis.call('HGET', IDS, mid)
+  local existing = fresh[mid] or known[mid]
   if existing then
     out[#out + 1] = existing
     out[#out + 1] = 0
@@ -226,6 +283,7 @@ DELETE_MESSAGE = script(
 if redis.call('EXISTS', H) == 0 then return {-1} end
 local id = redis.call('HGET', IDS, ARGV[5])
 if not id then return {0} end
+if not string.match(id, '^%d+%-%d+$') then return {-4, 'ids', string.sub(id, 1, 80)} end
 redis.call('XDEL', S, id)
 redis.call('HDEL', IDS, ARGV[5])
 redis.call('HSET', H, 'n', redis.call('XLEN', S))
@@ -264,7 +322,7 @@ for i = 1, 3 do
   if ARGV[4 + i] == '' then redis.call('HDEL', H, fields[i])
   else redis.call('HSET', H, fields[i], ARGV[4 + i]) end
 end
-local ttl = tonumber(redis.call('HGET', H, 'ttl') or TTL_DEFAULT)
+local ttl = tonumber(redis.call('HGET', H, 'ttl') or TTL_DEFAULT)  -- ours: just written
 if ttl > 0 then refresh_ttl(ttl) else
   for i = 1, #KEYS do redis.call('PERSIST', KEYS[i]) end
 end

@@ -16,8 +16,9 @@ MetricsHook = Callable[[str, float, Mapping[str, str]], None]
 
 #: ``models.created`` (value: seconds spent validating, label ``model``),
 #: ``models.validation_failed`` (value 1, labels ``model`` and ``field``),
-#: ``store.operation`` (value: seconds, labels ``operation`` and ``outcome``).
-METRIC_NAMES = ("models.created", "models.validation_failed", "store.operation")
+#: ``store.operation`` (value: seconds, labels ``operation`` and ``outcome``),
+#: ``store.skipped`` (value 1 per damaged record a read skipped, label ``operation``).
+METRIC_NAMES = ("models.created", "models.validation_failed", "store.operation", "store.skipped")
 
 logger = logging.getLogger("convstore")
 

@@ -13,7 +13,15 @@ from typing import Any
 from convstore import plans
 from convstore.drivers import AsyncDriver, SyncDriver
 from convstore.models import AgentCommunicationMessage, ConversationSession
-from convstore.plans import AppendResult, HistoryPage, Retention, SessionPage, StoreConfig
+from convstore.plans import (
+    AppendResult,
+    HistoryPage,
+    OnError,
+    Records,
+    Retention,
+    SessionPage,
+    StoreConfig,
+)
 
 __all__ = [
     "AsyncMessageRepository",
@@ -79,10 +87,15 @@ class SessionRepository(_Repository):
         *,
         limit: int | None = 50,
         cursor: str | None = None,
+        on_error: OnError = "raise",
     ) -> SessionPage:
-        """Most recently active first; pass the returned ``cursor`` back for the next page."""
+        """Most recently active first; pass the returned ``cursor`` back for the next page.
+
+        A damaged session raises :class:`CodecError` naming it; ``on_error="skip"`` leaves
+        it out and reports it in ``SessionPage.skipped`` (and a logged warning).
+        """
         return self._driver.run(
-            plans.list_sessions(self._config, participant_id, session_type, limit, cursor)
+            plans.list_sessions(self._config, participant_id, session_type, limit, cursor, on_error)
         )
 
     def set_retention(self, key: str, retention: Retention | None) -> None:
@@ -113,17 +126,34 @@ class MessageRepository(_Repository):
         return self._driver.run(plan, wait_replicas=wait_replicas)
 
     def history(
-        self, key: str, limit: int | None = None, *, since: Moment = None, until: Moment = None
-    ) -> list[dict[str, Any]]:
-        """Chronological ``{role, content, timestamp, metadata}``; ``limit`` = the newest N."""
-        return self._driver.run(plans.history(self._config, key, limit, since, until))
+        self,
+        key: str,
+        limit: int | None = None,
+        *,
+        since: Moment = None,
+        until: Moment = None,
+        on_error: OnError = "raise",
+    ) -> Records[dict[str, Any]]:
+        """Chronological ``{role, content, timestamp, metadata}``; ``limit`` = the newest N.
 
-    def last(self, key: str, n: int) -> list[dict[str, Any]]:
+        A damaged entry raises :class:`CodecError` naming the key and entry id;
+        ``on_error="skip"`` leaves it out and lists it in the result's ``skipped``.
+        """
+        return self._driver.run(plans.history(self._config, key, limit, since, until, on_error))
+
+    def last(self, key: str, n: int) -> Records[dict[str, Any]]:
         return self.history(key, n)
 
-    def page(self, key: str, before: str | None = None, limit: int | None = 50) -> HistoryPage:
+    def page(
+        self,
+        key: str,
+        before: str | None = None,
+        limit: int | None = 50,
+        *,
+        on_error: OnError = "raise",
+    ) -> HistoryPage:
         """Walk backwards: the page before ``before`` (a cursor from the previous page)."""
-        return self._driver.run(plans.page(self._config, key, before, limit))
+        return self._driver.run(plans.page(self._config, key, before, limit, on_error))
 
     def agent_messages(
         self,
@@ -131,10 +161,14 @@ class MessageRepository(_Repository):
         message_types: Iterable[str] | None = None,
         sender_id: str | None = None,
         limit: int | None = None,
-    ) -> list[AgentCommunicationMessage]:
+        *,
+        on_error: OnError = "raise",
+    ) -> Records[AgentCommunicationMessage]:
         """Agent messages, filtered first, then the newest ``limit``, oldest first."""
         return self._driver.run(
-            plans.agent_messages(self._config, key, message_types, sender_id, limit)
+            plans.agent_messages(
+                self._config, key, message_types, sender_id, limit, on_error=on_error
+            )
         )
 
     def count(self, key: str) -> int:
@@ -187,9 +221,10 @@ class AsyncSessionRepository(_Repository):
         *,
         limit: int | None = 50,
         cursor: str | None = None,
+        on_error: OnError = "raise",
     ) -> SessionPage:
         return await self._driver.run(
-            plans.list_sessions(self._config, participant_id, session_type, limit, cursor)
+            plans.list_sessions(self._config, participant_id, session_type, limit, cursor, on_error)
         )
 
     async def set_retention(self, key: str, retention: Retention | None) -> None:
@@ -214,17 +249,30 @@ class AsyncMessageRepository(_Repository):
         return await self._driver.run(plan, wait_replicas=wait_replicas)
 
     async def history(
-        self, key: str, limit: int | None = None, *, since: Moment = None, until: Moment = None
-    ) -> list[dict[str, Any]]:
-        return await self._driver.run(plans.history(self._config, key, limit, since, until))
+        self,
+        key: str,
+        limit: int | None = None,
+        *,
+        since: Moment = None,
+        until: Moment = None,
+        on_error: OnError = "raise",
+    ) -> Records[dict[str, Any]]:
+        return await self._driver.run(
+            plans.history(self._config, key, limit, since, until, on_error)
+        )
 
-    async def last(self, key: str, n: int) -> list[dict[str, Any]]:
+    async def last(self, key: str, n: int) -> Records[dict[str, Any]]:
         return await self.history(key, n)
 
     async def page(
-        self, key: str, before: str | None = None, limit: int | None = 50
+        self,
+        key: str,
+        before: str | None = None,
+        limit: int | None = 50,
+        *,
+        on_error: OnError = "raise",
     ) -> HistoryPage:
-        return await self._driver.run(plans.page(self._config, key, before, limit))
+        return await self._driver.run(plans.page(self._config, key, before, limit, on_error))
 
     async def agent_messages(
         self,
@@ -232,9 +280,13 @@ class AsyncMessageRepository(_Repository):
         message_types: Iterable[str] | None = None,
         sender_id: str | None = None,
         limit: int | None = None,
-    ) -> list[AgentCommunicationMessage]:
+        *,
+        on_error: OnError = "raise",
+    ) -> Records[AgentCommunicationMessage]:
         return await self._driver.run(
-            plans.agent_messages(self._config, key, message_types, sender_id, limit)
+            plans.agent_messages(
+                self._config, key, message_types, sender_id, limit, on_error=on_error
+            )
         )
 
     async def count(self, key: str) -> int:

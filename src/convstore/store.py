@@ -15,9 +15,9 @@ from typing import Any, ClassVar, Literal, Self
 from convstore import connections, embedded_server, plans
 from convstore.connections import ClientOptions
 from convstore.drivers import AsyncDriver, SyncDriver
-from convstore.errors import ConfigurationError
+from convstore.errors import ConfigurationError, ValidationError
 from convstore.keys import KeySpace
-from convstore.plans import Retention, ServerInfo, StoreConfig
+from convstore.plans import Limits, Retention, ServerInfo, StoreConfig
 from convstore.policies import DEFAULT_RETRY, Durability, RetryPolicy, WriteConcern
 from convstore.repositories import (
     AsyncMessageRepository,
@@ -49,6 +49,7 @@ class _Store:
         wait_replicas: int = 0,
         durability: Durability = "default",
         wait_timeout: float = 1.0,
+        limits: Limits | None = None,
     ) -> None:
         """Wrap an existing client (``decode_responses`` must be False).
 
@@ -58,8 +59,13 @@ class _Store:
         ``sessions.set_retention``. ``retry`` is the store's retry policy (None: no
         retries); redis-py's own retries on ``client`` are set to 0 so it is the only
         one. ``wait_replicas`` / ``durability`` / ``wait_timeout`` are the default
-        write concern (see :class:`WriteConcern`).
+        write concern (see :class:`WriteConcern`). ``limits`` (:class:`Limits`) bounds what
+        is written, checked before anything is sent, and what reads accept.
         """
+        if limits is not None and not isinstance(limits, Limits):
+            raise ValidationError(
+                f"limits must be a convstore.Limits, got {type(limits).__name__}", field="limits"
+            )
         cluster = connections.inspect_client(client, use_async=self._async)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationError(
@@ -76,7 +82,10 @@ class _Store:
                 f"socket_timeout ({read_timeout:g} s): WAIT/WAITAOF can block that long"
             )
         self.config = StoreConfig(
-            KeySpace(namespace), Retention(max_messages, max_age, ttl), cluster=cluster
+            KeySpace(namespace),
+            Retention(max_messages, max_age, ttl),
+            cluster=cluster,
+            limits=limits or Limits(),
         )
         self._build()
 
@@ -111,6 +120,7 @@ class _Store:
         ssl_ca_certs: str | None = None,
         ssl_cert_reqs: Literal["none", "optional", "required"] | None = None,
         ssl_check_hostname: bool | None = None,
+        limits: Limits | None = None,
     ) -> Self:
         """Connect by URL (``redis://``, ``rediss://``, ``unix://``; credentials in the URL).
 
@@ -142,6 +152,7 @@ class _Store:
             wait_replicas=wait_replicas,
             durability=durability,
             wait_timeout=wait_timeout,
+            limits=limits,
         )
 
     @classmethod
@@ -155,6 +166,7 @@ class _Store:
         ttl: Seconds = None,
         path: str | os.PathLike[str] | None = None,
         appendfsync: embedded_server.Fsync | None = None,
+        limits: Limits | None = None,
     ) -> Self:
         """An in-process Redis (needs ``convstore[embedded]``); nothing leaves the process.
 
@@ -170,7 +182,12 @@ class _Store:
                 raise ConfigurationError("appendfsync applies to embedded(path=...) only")
             client = connections.embedded_client(use_async=cls._async, server=server)
             return cls(
-                client, namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl
+                client,
+                namespace=namespace,
+                max_messages=max_messages,
+                max_age=max_age,
+                ttl=ttl,
+                limits=limits,
             )
         if server is not None:
             raise ConfigurationError("embedded() takes a fakeredis server or a path, not both")
@@ -178,7 +195,12 @@ class _Store:
         try:
             client = connections.client_from_url(attachment.url, use_async=cls._async)
             store = cls(
-                client, namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl
+                client,
+                namespace=namespace,
+                max_messages=max_messages,
+                max_age=max_age,
+                ttl=ttl,
+                limits=limits,
             )
         except BaseException:
             attachment.release()
@@ -195,6 +217,7 @@ class _Store:
         max_age: Seconds = None,
         ttl: Seconds = None,
         retry: RetryPolicy | None = DEFAULT_RETRY,
+        limits: Limits | None = None,
     ) -> Self:
         """``REDIS_URL`` when set (with ``from_url``'s defaults), otherwise the embedded store.
 
@@ -210,9 +233,10 @@ class _Store:
                 max_age=max_age,
                 ttl=ttl,
                 retry=retry,
+                limits=limits,
             )
         return cls.embedded(
-            namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl
+            namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl, limits=limits
         )
 
 

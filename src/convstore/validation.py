@@ -21,6 +21,7 @@ __all__ = [
     "optional_seconds",
     "positive_int",
     "str_dict",
+    "within_limit",
 ]
 
 
@@ -96,3 +97,13 @@ def str_dict(value: object, field: str = "metadata") -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ValidationError(f"{field} must be a dict, got {type(value).__name__}", field=field)
     return dict(value)
+
+
+def within_limit(size: int, limit: int, field: str, limit_name: str, *, unit: str = "bytes") -> int:
+    """A size no larger than ``limit``; the error names the field, the limit and both numbers."""
+    if size > limit:
+        raise ValidationError(
+            f"{field} is {size} {unit}; the limit is {limit_name}={limit}",
+            field=field,
+        )
+    return size

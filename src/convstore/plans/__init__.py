@@ -12,7 +12,8 @@ Modules: ``steps`` (what a plan yields), ``config`` (store configuration),
 (what the server is and can do).
 """
 
-from convstore.plans.config import Retention, StoreConfig, seconds_to_ms
+from convstore.plans.config import Limits, Retention, StoreConfig, seconds_to_ms
+from convstore.plans.damage import OnError
 from convstore.plans.messages import (
     agent_messages,
     append_messages,
@@ -23,7 +24,7 @@ from convstore.plans.messages import (
     new_message_ids,
     page,
 )
-from convstore.plans.results import AppendResult, HistoryPage, SessionPage
+from convstore.plans.results import AppendResult, HistoryPage, Records, SessionPage
 from convstore.plans.server import ServerInfo, server_info
 from convstore.plans.sessions import (
     create_session,
@@ -44,7 +45,10 @@ __all__ = [
     "Batch",
     "Call",
     "HistoryPage",
+    "Limits",
+    "OnError",
     "Plan",
+    "Records",
     "Retention",
     "Run",
     "ServerInfo",

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from convstore.keys import KeySpace, SessionKeys
+from convstore.limits import DEFAULT_LIMITS, Limits
 from convstore.models import utc_now
 from convstore.plans.values import epoch_micros
 from convstore.validation import optional_positive_int, optional_seconds
 
-__all__ = ["Retention", "StoreConfig", "seconds_to_ms"]
+__all__ = ["Limits", "Retention", "StoreConfig", "seconds_to_ms"]
 
 
 def seconds_to_ms(value: float | timedelta | None, field: str) -> int:
@@ -49,6 +50,8 @@ class StoreConfig:
     keyspace: KeySpace
     retention: Retention
     cluster: bool = False
+    #: Sizes checked before anything is sent, and the largest record reads accept.
+    limits: Limits = DEFAULT_LIMITS
 
     def common(self, session_key: str) -> tuple[SessionKeys, tuple[str, str, str, str]]:
         """The session's keys and the four arguments every session script takes (see lua.py)."""

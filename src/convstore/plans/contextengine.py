@@ -163,7 +163,7 @@ def view(config: StoreConfig, key: str, limit: int) -> Plan[View]:
     return View(
         codec.decode_entry(summary) if summary else None,
         as_text(boundary) or None,
-        [decode_row(r) for r in ordered],
+        [decode_row(config, key, r) for r in ordered],
         [as_text(r[0]) for r in ordered],
     )
 

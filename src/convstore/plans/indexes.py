@@ -14,6 +14,7 @@ from convstore import lua
 from convstore.errors import SessionNotFound
 from convstore.models import ConversationSession
 from convstore.plans.config import StoreConfig
+from convstore.plans.damage import NOT_FOUND, script_status
 from convstore.plans.steps import Batch, Call, Plan, Run
 from convstore.plans.values import as_text
 
@@ -45,7 +46,11 @@ def index_keys(config: StoreConfig, session: ConversationSession) -> list[str]:
 
 
 def cluster_index_sync(
-    config: StoreConfig, member: str, add: Iterable[str], remove: Iterable[str], score: Any
+    config: StoreConfig,
+    member: str,
+    add: Iterable[str | bytes],
+    remove: Iterable[str | bytes],
+    score: Any,
 ) -> Plan[None]:
     """On Redis Cluster the indexes live in other slots: update them after the script."""
     calls = [Call(("ZADD", key, "GT", score, member)) for key in add]
@@ -54,8 +59,21 @@ def cluster_index_sync(
         yield Batch(tuple(calls))
 
 
-def split_idx(raw: bytes | str | None) -> list[str]:
-    return [k for k in as_text(raw or b"").split("\n") if k]
+def split_idx(raw: bytes | str | None) -> list[str | bytes]:
+    """The index keys a script returned; a line that is not UTF-8 stays bytes (never raises).
+
+    The scripts only return lines under the namespace's ``idx:`` prefix, so a damaged
+    ``idx`` field cannot make the plan touch keys outside convstore's namespace.
+    """
+    raw = raw.encode() if isinstance(raw, str) else raw or b""
+    return [_text_or_bytes(k) for k in raw.split(b"\n") if k]
+
+
+def _text_or_bytes(line: bytes) -> str | bytes:
+    try:
+        return line.decode()
+    except UnicodeDecodeError:
+        return line
 
 
 def missing_session(config: StoreConfig, key: str) -> Plan[NoReturn]:
@@ -72,3 +90,11 @@ def missing_session(config: StoreConfig, key: str) -> Plan[NoReturn]:
         (pattern, SUGGESTION_SCAN_BUDGET, _SCAN_COUNT, _MAX_SUGGESTIONS),
     )
     raise SessionNotFound(key, sorted({as_text(m) for m in found})[:_MAX_SUGGESTIONS])
+
+
+def session_status(config: StoreConfig, reply: Any, key: str) -> Plan[int]:
+    """A session script's status: no session raises :class:`SessionNotFound` naming stored
+    keys it may have meant; a damaged hash raises :class:`CodecError` (``script_status``)."""
+    if int(reply[0]) == NOT_FOUND:
+        yield from missing_session(config, key)
+    return script_status(reply, key)

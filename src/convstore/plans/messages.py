@@ -20,12 +20,13 @@ from convstore.models import (
     utc_now,
 )
 from convstore.plans.config import StoreConfig
-from convstore.plans.indexes import cluster_index_sync, missing_session, split_idx
-from convstore.plans.results import AppendResult, HistoryPage
+from convstore.plans.damage import OnError, Skips, located
+from convstore.plans.indexes import cluster_index_sync, missing_session, session_status, split_idx
+from convstore.plans.results import AppendResult, HistoryPage, Records
 from convstore.plans.sessions import session_exists
 from convstore.plans.steps import Call, Plan, Run
 from convstore.plans.values import as_text, epoch_micros, ms_bound
-from convstore.validation import limit_or_all
+from convstore.validation import limit_or_all, within_limit
 
 __all__ = [
     "agent_messages",
@@ -54,8 +55,11 @@ def new_message_ids(count: int) -> list[str]:
 
 
 def _prepare(
-    key: str, message: AgentCommunicationMessage | Mapping[str, Any], fresh_id: str
-) -> tuple[str, str, bytes]:
+    config: StoreConfig,
+    key: str,
+    message: AgentCommunicationMessage | Mapping[str, Any],
+    fresh_id: str,
+) -> tuple[str, str, bytes, bytes]:
     """(message_id, timestamp in ms, payload) for one message; raises before anything is sent."""
     if isinstance(message, AgentCommunicationMessage):
         if message.session_key != key:
@@ -97,8 +101,36 @@ def _prepare(
     message_id = metadata.pop("message_id", None) or fresh_id
     if not isinstance(message_id, str):
         raise ValidationError("metadata.message_id must be a string", field="message_id")
-    payload = codec.encode_entry(role, content, timestamp, metadata)
-    return message_id, str(max(0, epoch_micros(timestamp) // 1000)), payload
+    limits = config.limits
+    payload = codec.encode_entry(role, content, timestamp, metadata, limits=limits)
+    stored_id = codec.encode_message_id(message_id)
+    within_limit(
+        len(payload) + len(stored_id), limits.max_record_bytes, "record", "max_record_bytes"
+    )
+    return message_id, str(max(0, epoch_micros(timestamp) // 1000)), payload, stored_id
+
+
+def _prepare_all(
+    config: StoreConfig, key: str, batch: list[AgentCommunicationMessage | Mapping[str, Any]]
+) -> list[tuple[str, str, bytes, bytes]]:
+    """Every message checked and encoded, and the batch within its limits, before a send."""
+    limits = config.limits
+    many = len(batch) > 1
+    within_limit(
+        len(batch), limits.max_batch_messages, "messages", "max_batch_messages", unit="messages"
+    )
+    prepared, total = [], 0
+    for index, (message, fresh) in enumerate(zip(batch, new_message_ids(len(batch)), strict=True)):
+        try:
+            item = _prepare(config, key, message, fresh)
+        except ValidationError as exc:
+            if not many:
+                raise
+            raise ValidationError(f"messages[{index}]: {exc}", field=exc.field) from exc
+        total += len(item[2]) + len(item[3])
+        within_limit(total, limits.max_batch_bytes, "messages", "max_batch_bytes")
+        prepared.append(item)
+    return prepared
 
 
 def append_messages(
@@ -110,10 +142,7 @@ def append_messages(
 ) -> Plan[list[AppendResult]]:
     """Append atomically; ``unsaved_ok`` keeps messages of a session never saved (the
     ContextEngine adapter's contract) instead of raising :class:`SessionNotFound`."""
-    batch = list(messages)
-    prepared = [
-        _prepare(key, m, fresh) for m, fresh in zip(batch, new_message_ids(len(batch)), strict=True)
-    ]
+    prepared = _prepare_all(config, key, list(messages))
     if not prepared:  # nothing to write, but an unknown session is still an error
         if not unsaved_ok and not (yield from session_exists(config, key)):
             yield from missing_session(config, key)
@@ -125,38 +154,59 @@ def append_messages(
         str(config.retention.ms("max_age")),
         "1" if unsaved_ok else "0",
     ]
-    for message_id, ms, payload in prepared:
-        args += (codec.encode_message_id(message_id), ms, payload)
+    for _, ms, payload, stored_id in prepared:
+        args += (stored_id, ms, payload)
     reply = yield Run(lua.APPEND, keys.all(), tuple(args))
-    if int(reply[0]) == -1:
-        yield from missing_session(config, key)
+    yield from session_status(config, reply, key)  # a damaged hash refuses before any write
     yield from cluster_index_sync(config, key, split_idx(reply[2]), (), reply[1])
     out = reply[3]
     return [
         AppendResult(mid, as_text(out[2 * i]), bool(int(out[2 * i + 1])))
-        for i, (mid, _, _) in enumerate(prepared)
+        for i, (mid, *_) in enumerate(prepared)
     ]
 
 
-def decode_row(row: Sequence[Any]) -> dict[str, Any]:
-    """A stream row (id, {stored message id: payload}) as a ContextEngine dict."""
-    fields = row[1]
-    if isinstance(fields, dict):
-        ((mid, payload),) = fields.items()
-    else:
-        mid, payload = fields[0], fields[1]
-    entry = codec.decode_entry(payload)
-    entry["metadata"]["message_id"] = codec.decode_message_id(mid)
+def decode_row(config: StoreConfig, key: str, row: Sequence[Any]) -> dict[str, Any]:
+    """A stream row (id, {stored message id: payload}) as a ContextEngine dict.
+
+    Anything else (more fields, bad bytes) raises :class:`CodecError` naming the key and entry.
+    """
+    entry_id = None
+    try:
+        entry_id = as_text(row[0])
+        fields = row[1]
+        items = (
+            list(fields.items())
+            if isinstance(fields, dict)
+            else list(zip(fields[::2], fields[1::2], strict=True))
+        )
+        if len(items) != 1:
+            raise CodecError(f"the entry has {len(items)} fields; convstore writes exactly one")
+        ((mid, payload),) = items
+        entry = codec.decode_entry(payload, max_bytes=config.limits.max_record_bytes)
+        entry["metadata"]["message_id"] = codec.decode_message_id(mid)
+    except CodecError as exc:
+        raise located(exc, key, entry_id) from exc
     return entry
+
+
+def _entries(
+    config: StoreConfig, key: str, rows: Iterable[Sequence[Any]], skips: Skips
+) -> Records[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        try:
+            out.append(decode_row(config, key, row))
+        except CodecError as exc:
+            skips.add(exc)
+    return Records(out, skips.errors)
 
 
 def _read(config: StoreConfig, key: str, command: tuple[Any, ...]) -> Plan[list[Any]]:
     """Run one XRANGE/XREVRANGE; an empty answer is told apart from a missing session."""
     rows: list[Any] = yield Call(command)
     if not rows and not (yield Call(("EXISTS", config.keyspace.session(key).session))):
-        yield from missing_session(
-            config, key
-        )  # (a key only appended to by the adapter has a hash)
+        yield from missing_session(config, key)  # (a key only appended to by the adapter has a hash)
     return rows
 
 
@@ -166,23 +216,36 @@ def history(
     limit: int | None,
     since: datetime | str | None = None,
     until: datetime | str | None = None,
-) -> Plan[list[dict[str, Any]]]:
+    on_error: OnError = "raise",
+) -> Plan[Records[dict[str, Any]]]:
     limit = limit_or_all(limit)
+    skips = Skips(on_error, "history")
     stream = config.keyspace.session(key).messages
     start, end = ms_bound(since, "-", "since"), ms_bound(until, "+", "until")
     if limit is None:
         rows = yield from _read(config, key, ("XRANGE", stream, start, end))
-        return [decode_row(r) for r in rows]
+        return _entries(config, key, rows, skips)
     rows = yield from _read(config, key, ("XREVRANGE", stream, end, start, "COUNT", limit))
-    return [decode_row(r) for r in reversed(rows)]
+    return _entries(config, key, reversed(rows), skips)
 
 
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 
-def page(config: StoreConfig, key: str, before: str | None, limit: int | None) -> Plan[HistoryPage]:
+def page(
+    config: StoreConfig,
+    key: str,
+    before: str | None,
+    limit: int | None,
+    on_error: OnError = "raise",
+) -> Plan[HistoryPage]:
     limit = limit_or_all(limit)
-    if before is not None and not (isinstance(before, str) and _STREAM_ID.fullmatch(before)):
+    skips = Skips(on_error, "page")
+    if before is not None and not (
+        isinstance(before, str)
+        and _STREAM_ID.fullmatch(before)
+        and all(int(part) < 2**64 for part in before.split("-"))
+    ):
         raise ValidationError(f"not a history cursor: {before!r}", field="before")
     stream = config.keyspace.session(key).messages
     end = "+" if before is None else f"({before}"
@@ -191,7 +254,8 @@ def page(config: StoreConfig, key: str, before: str | None, limit: int | None) -
     more = limit is not None and len(rows) > limit
     rows = rows[:limit]
     cursor = as_text(rows[-1][0]) if more else None
-    return HistoryPage([decode_row(r) for r in reversed(rows)], cursor)
+    items = _entries(config, key, reversed(rows), skips)
+    return HistoryPage(items, cursor)
 
 
 #: Routing keys every stored agent message carries; entries without them are plain messages.
@@ -205,9 +269,11 @@ def agent_messages(
     sender_id: str | None,
     limit: int | None,
     chunk: int = 500,
-) -> Plan[list[AgentCommunicationMessage]]:
+    on_error: OnError = "raise",
+) -> Plan[Records[AgentCommunicationMessage]]:
     """Agent messages (those with routing metadata), filtered first, then the newest ``limit``."""
     limit = limit_or_all(limit)
+    skips = Skips(on_error, "agent_messages")
     wanted = None
     if message_types is not None:
         wanted = {str(parse_choice(t, MessageType, "message_types")) for t in message_types}
@@ -217,34 +283,54 @@ def agent_messages(
     while limit is None or len(found) < limit:
         rows = yield from _read(config, key, ("XREVRANGE", stream, end, "-", "COUNT", chunk))
         for row in rows:
-            entry = decode_row(row)
-            meta = entry["metadata"]
-            if not _AGENT_KEYS <= meta.keys() or (
-                sender_id is not None and meta["sender_id"] != sender_id
-            ):
-                continue  # a plain ContextEngine message (a lone "sender_id" does not make one)
-            if wanted is not None and meta.get("message_type", "communication") not in wanted:
-                continue
             try:
-                found.append(AgentCommunicationMessage.from_conversation_message_dict(entry, key))
-            except ValidationError as exc:
-                raise CodecError(
-                    f"stored agent message {as_text(row[0])} is invalid: {exc}"
-                ) from exc
+                message = _agent_message(config, key, row, wanted, sender_id)
+            except CodecError as exc:
+                skips.add(exc)
+                continue
+            if message is None:
+                continue
+            found.append(message)
             if limit is not None and len(found) == limit:
                 break
         if len(rows) < chunk:
             break
         end = f"({as_text(rows[-1][0])}"
     found.reverse()
-    return found
+    return Records(found, skips.errors)
+
+
+def _agent_message(
+    config: StoreConfig,
+    key: str,
+    row: Sequence[Any],
+    wanted: set[str] | None,
+    sender_id: str | None,
+) -> AgentCommunicationMessage | None:
+    """The row as an agent message, None when it is not one or is filtered out."""
+    entry = decode_row(config, key, row)
+    meta = entry["metadata"]
+    if not _AGENT_KEYS <= meta.keys() or (sender_id is not None and meta["sender_id"] != sender_id):
+        return None  # a plain ContextEngine message (a lone "sender_id" does not make one)
+    kind = meta.get("message_type", "communication")
+    try:
+        if not isinstance(kind, str):
+            raise ValidationError(
+                f"message_type must be a str, got {kind!r:.80}", field="message_type"
+            )
+        if wanted is not None and kind not in wanted:
+            return None
+        return AgentCommunicationMessage.from_conversation_message_dict(entry, key)
+    except (ValidationError, TypeError, ValueError) as exc:
+        raise located(
+            CodecError(f"stored agent message is invalid: {exc}"), key, as_text(row[0])
+        ) from exc
 
 
 def count(config: StoreConfig, key: str) -> Plan[int]:
     keys, common = config.common(key)
     reply = yield Run(lua.COUNT, keys.all(), common)
-    if int(reply[0]) == -1:
-        yield from missing_session(config, key)
+    yield from session_status(config, reply, key)
     return int(reply[1])
 
 
@@ -255,14 +341,11 @@ def delete_message(config: StoreConfig, key: str, message_id: str) -> Plan[bool]
     reply = yield Run(
         lua.DELETE_MESSAGE, keys.all(), (*common, codec.encode_message_id(message_id))
     )
-    if int(reply[0]) == -1:
-        yield from missing_session(config, key)
-    return bool(int(reply[0]))
+    return bool((yield from session_status(config, reply, key)))
 
 
 def clear(config: StoreConfig, key: str) -> Plan[int]:
     keys, common = config.common(key)
     reply = yield Run(lua.CLEAR, keys.all(), common)
-    if int(reply[0]) == -1:
-        yield from missing_session(config, key)
+    yield from session_status(config, reply, key)
     return int(reply[1])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -10,6 +12,7 @@ import msgpack
 
 from convstore import codec, lua
 from convstore.errors import (
+    CodecError,
     ConcurrentModification,
     SessionExists,
     SessionKeyConflict,
@@ -17,10 +20,11 @@ from convstore.errors import (
 )
 from convstore.models import ConversationSession, SessionType, parse_choice
 from convstore.plans.config import Retention, StoreConfig
-from convstore.plans.indexes import cluster_index_sync, index_keys, missing_session, split_idx
-from convstore.plans.results import SessionPage
+from convstore.plans.damage import OnError, Skips, located, script_status
+from convstore.plans.indexes import cluster_index_sync, index_keys, session_status, split_idx
+from convstore.plans.results import Records, SessionPage
 from convstore.plans.steps import Batch, Call, Plan, Run
-from convstore.plans.values import as_text, epoch_micros, from_epoch_micros
+from convstore.plans.values import as_text, epoch_micros, from_epoch_micros, stored_int
 from convstore.validation import limit_or_all
 
 __all__ = [
@@ -83,14 +87,14 @@ def _write_session(config: StoreConfig, session: ConversationSession, expected: 
         keys.all(),
         (
             *common,
-            codec.encode_session(session),
+            codec.encode_session(session, limits=config.limits),
             _identity(session),
             expected,
             epoch_micros(session.last_activity),
             "\n".join(index),
         ),
     )
-    status = int(reply[0])
+    status = script_status(reply, key)
     if status == -2:
         raise SessionKeyConflict(key, f"it is held by {_describe_identity(reply[1])}")
     if status == -3:
@@ -104,14 +108,24 @@ def _write_session(config: StoreConfig, session: ConversationSession, expected: 
     return key
 
 
-def _session_from_fields(fields: Sequence[Any]) -> ConversationSession | None:
+def _session_from_fields(
+    config: StoreConfig, key: str, fields: Sequence[Any]
+) -> ConversationSession | None:
+    """The session in one HMGET reply; damage raises :class:`CodecError` naming the key."""
     record, revision, last_activity = fields[0], fields[1], fields[2]
     if record is None:
         return None
-    session = codec.decode_session(record)
-    session.revision = int(revision or 0)
-    if last_activity is not None:
-        session.last_activity = from_epoch_micros(last_activity)
+    try:
+        session = codec.decode_session(record, max_bytes=config.limits.max_record_bytes)
+        stored_key = session.generate_session_key()
+        if stored_key != key:
+            raise CodecError(f"the record belongs to session key {stored_key!r}")
+        session.revision = 0 if revision is None else stored_int(revision, "rev")
+        if last_activity is not None:
+            session.last_activity = from_epoch_micros(last_activity, "la")
+    except (CodecError, ValidationError) as exc:
+        error = exc if isinstance(exc, CodecError) else CodecError(str(exc))
+        raise located(error, key) from exc
     return session
 
 
@@ -121,7 +135,7 @@ _GET_FIELDS = ("rec", "rev", "la")
 def get_session(config: StoreConfig, key: str) -> Plan[ConversationSession | None]:
     hash_key = config.keyspace.session(key).session
     fields = yield Call(("HMGET", hash_key, *_GET_FIELDS))
-    return _session_from_fields(fields)
+    return _session_from_fields(config, key, fields)
 
 
 def session_exists(config: StoreConfig, key: str) -> Plan[bool]:
@@ -136,8 +150,7 @@ def session_exists(config: StoreConfig, key: str) -> Plan[bool]:
 def touch_session(config: StoreConfig, key: str) -> Plan[datetime]:
     keys, common = config.common(key)
     reply = yield Run(lua.TOUCH, keys.all(), common)
-    if int(reply[0]) == -1:
-        yield from missing_session(config, key)
+    yield from session_status(config, reply, key)
     yield from cluster_index_sync(config, key, split_idx(reply[2]), (), reply[1])
     return from_epoch_micros(reply[1])
 
@@ -145,6 +158,7 @@ def touch_session(config: StoreConfig, key: str) -> Plan[datetime]:
 def delete_session(config: StoreConfig, key: str) -> Plan[bool]:
     keys, common = config.common(key)
     reply = yield Run(lua.DELETE, keys.all(), common)
+    script_status(reply, key)
     yield from cluster_index_sync(config, key, (), split_idx(reply[1]), 0)
     return bool(int(reply[0]))
 
@@ -161,21 +175,60 @@ def set_retention(config: StoreConfig, key: str, retention: Retention | None) ->
         )
     )
     reply = yield Run(lua.SET_RETENTION, keys.all(), (*common, *fields))
-    if int(reply[0]) == -1:
-        yield from missing_session(config, key)
+    yield from session_status(config, reply, key)
 
 
 #: Sessions read per round trip when ``list(limit=None)`` walks a whole index.
 _LIST_CHUNK = 500
 
 
-def _parse_cursor(cursor: str | None) -> tuple[str, int | None, bytes | None]:
+#: ``score:member``; scores are whole numbers but may be anything Redis stores (damage).
+_CURSOR = re.compile(r"(-?[0-9]{1,20}(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?|[-+]?inf):(.*)", re.DOTALL)
+
+
+def _parse_cursor(cursor: str | None) -> tuple[str, float | None, bytes | None]:
     if cursor is None:
         return "+inf", None, None
-    score, sep, member = cursor.partition(":")
-    if not sep or not score.isdigit():
+    found = _CURSOR.fullmatch(cursor) if isinstance(cursor, str) else None
+    try:
+        member = found.group(2).encode() if found else None
+    except UnicodeEncodeError:
+        member = None
+    if found is None or member is None:
         raise ValidationError(f"not a session cursor: {cursor!r}", field="cursor")
-    return score, int(score), member.encode()
+    return found.group(1), float(found.group(1)), member
+
+
+def _score_text(score: float) -> str:
+    """A score as a cursor and a ZRANGE bound: exact, and digits only for whole numbers."""
+    if not math.isfinite(score):
+        return "inf" if score > 0 else "-inf"
+    return str(int(score)) if score.is_integer() else repr(score)
+
+
+def _member_key(config: StoreConfig, index: str, member: Any, score: float) -> str:
+    """The session key an index member names; a damaged one raises :class:`CodecError`."""
+    try:
+        if not math.isfinite(score):
+            raise CodecError(f"score {score} is not finite")
+        key = as_text(member)
+        config.keyspace.session(key)  # the same checks every session key passes
+        return key
+    except (CodecError, ValidationError) as exc:
+        raise located(CodecError(f"member {member!r:.80}: {exc}"), index, kind="index") from exc
+
+
+def _index_name(config: StoreConfig, participant_id: str | None, session_type: str | None) -> str:
+    ks = config.keyspace
+    if session_type is not None:
+        session_type = str(parse_choice(session_type, SessionType, "session_type"))
+    if participant_id is not None and session_type is not None:
+        return ks.index_participant_type(participant_id, session_type)
+    if participant_id is not None:
+        return ks.index_participant(participant_id)
+    if session_type is not None:
+        return ks.index_type(session_type)
+    return ks.index_all
 
 
 def list_sessions(
@@ -184,28 +237,20 @@ def list_sessions(
     session_type: str | None,
     limit: int | None,
     cursor: str | None,
+    on_error: OnError = "raise",
 ) -> Plan[SessionPage]:
     """Sessions by last activity, newest first; ``limit=None`` walks the whole index."""
     wanted = limit_or_all(limit)
-    ks = config.keyspace
-    if session_type is not None:
-        session_type = str(parse_choice(session_type, SessionType, "session_type"))
-    if participant_id is not None and session_type is not None:
-        index = ks.index_participant_type(participant_id, session_type)
-    elif participant_id is not None:
-        index = ks.index_participant(participant_id)
-    elif session_type is not None:
-        index = ks.index_type(session_type)
-    else:
-        index = ks.index_all
+    skips = Skips(on_error, "list")
+    index = _index_name(config, participant_id, session_type)
     max_score, after_score, after_member = _parse_cursor(cursor)
     items: list[ConversationSession] = []
     stale: list[bytes] = []
-    last: tuple[int, bytes] | None = None
+    last: tuple[float, bytes] | None = None  # (score, member) of the last row read
     while wanted is None or len(items) < wanted:
         chunk = _LIST_CHUNK if wanted is None else wanted - len(items)
         rows = yield Run(lua.LIST, (index,), (max_score, chunk))
-        pairs = [(rows[i], int(float(rows[i + 1]))) for i in range(0, len(rows), 2)]
+        pairs = [(rows[i], float(rows[i + 1])) for i in range(0, len(rows), 2)]
         if after_score is not None and after_member is not None:
             pairs = [
                 (m, s)
@@ -215,19 +260,33 @@ def list_sessions(
         if not pairs:
             break
         pairs = pairs[:chunk]
+        named: list[tuple[bytes, float, str]] = []
+        for member, score in pairs:
+            try:
+                named.append((member, score, _member_key(config, index, member, score)))
+            except CodecError as exc:
+                skips.add(exc)  # left in the index as found: a read deletes nothing it cannot read
         replies = yield Batch(
-            tuple(Call(("HMGET", ks.session(as_text(m)).session, *_GET_FIELDS)) for m, _ in pairs)
+            tuple(
+                Call(("HMGET", config.keyspace.session(k).session, *_GET_FIELDS))
+                for _, _, k in named
+            )
         )
-        for (member, score), fields in zip(pairs, replies, strict=True):
-            session = _session_from_fields(fields)
+        for (member, _, key), fields in zip(named, replies, strict=True):
+            try:
+                session = _session_from_fields(config, key, fields)
+            except CodecError as exc:
+                skips.add(exc)
+                continue
             if session is None:
                 stale.append(member)
             else:
                 items.append(session)
-            last = (score, member)
-        assert last is not None
-        max_score, after_score, after_member = str(last[0]), last[0], last[1]
+        member, score = pairs[-1]
+        last = (score, member)
+        max_score, after_score, after_member = _score_text(score), score, member
     if stale:  # sessions that expired by TTL leave index entries behind: drop them now
         yield Call(("ZREM", index, *stale))
     more = len(items) == wanted and last is not None
-    return SessionPage(items, f"{last[0]}:{as_text(last[1])}" if more and last else None)
+    cursor_out = f"{_score_text(last[0])}:{as_text(last[1])}" if more and last else None
+    return SessionPage(Records(items, skips.errors), cursor_out)

@@ -193,19 +193,20 @@ def test_delete_and_its_cluster_cleanup() -> None:
 
 
 def test_list_pages_through_the_index_and_drops_expired_entries() -> None:
+    b = session("b").generate_session_key()  # "b_mc_to_analyst": the member is the key
     run = Stepper(plans.list_sessions(config(), None, None, 2, None))
     assert run.first() == Run(lua.LIST, (f"{NS}:idx:all",), ("+inf", 2))
-    batch = run.send([b"a", b"20", b"b", b"10"])
+    batch = run.send([b"a", b"20", b.encode(), b"10"])
     assert batch == Batch(
         (
             Call(("HMGET", keys("a")[0], "rec", "rev", "la")),
-            Call(("HMGET", keys("b")[0], "rec", "rev", "la")),
+            Call(("HMGET", keys(b)[0], "rec", "rev", "la")),
         )
     )
     # "a" expired by TTL: its index entry is dropped; one more round for the second item
     step = run.send([[None, None, None], [codec.encode_session(session("b")), b"1", b"10"]])
     assert step == Run(lua.LIST, (f"{NS}:idx:all",), ("10", 1))
-    assert run.send([b"b", b"10"]) == Call(("ZREM", f"{NS}:idx:all", b"a"))  # nothing older
+    assert run.send([b.encode(), b"10"]) == Call(("ZREM", f"{NS}:idx:all", b"a"))  # none older
     assert run.send(1) is None
     assert [s.session_id for s in run.result.items] == ["b"]
     assert run.result.cursor is None
@@ -233,6 +234,7 @@ def test_append_sends_ids_timestamps_and_payloads_in_one_script() -> None:
         *common("k"),
         "0",
         "0",
+        "0",  # a session that was never saved is refused (the adapter's unsaved_ok is off)
         codec.encode_message_id("m1"),
         str(NOW_US // 1000),
         codec.encode_entry("user", "hi", NOW, {}),
@@ -252,7 +254,7 @@ def test_append_to_a_missing_session_suggests_keys() -> None:
 
 def test_append_of_nothing_still_checks_the_session() -> None:
     run = Stepper(plans.append_messages(config(), "k", []))
-    assert run.first() == Call(("EXISTS", keys("k")[0]))
+    assert run.first() == Call(("HEXISTS", keys("k")[0], "rec"))  # a saved session, not a hash
     assert run.send(1) is None and run.result == []
 
 

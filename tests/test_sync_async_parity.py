@@ -1,7 +1,9 @@
 """The sync and async APIs are twins: same public names, same signatures, async = coroutines.
 
 As httpcore checks its sync side against its async side. The only renamed pairs are the
-asyncio conventions: ``close``/``aclose`` and the context-manager methods.
+context-manager methods. Both stores have ``close`` and ``aclose``: on the sync store
+``aclose`` is the awaitable twin of its blocking ``close``; on the async store both are
+awaitable (``BOTH_AWAITABLE``), so either name works in either kind of code.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ PAIRS = [
     (SessionRepository, AsyncSessionRepository),
     (MessageRepository, AsyncMessageRepository),
 ]
-RENAMED = {"close": "aclose", "__enter__": "__aenter__", "__exit__": "__aexit__"}
+RENAMED = {"__enter__": "__aenter__", "__exit__": "__aexit__"}
+#: Awaitable on both stores (the sync store's blocking close is ``close``).
+BOTH_AWAITABLE = {"aclose"}
 
 
 def public(cls: type) -> dict[str, object]:
@@ -54,8 +58,16 @@ def test_same_signatures_and_async_methods_are_coroutines(sync: type, aio: type)
             continue
         assert _signature(member) == _signature(twin), name
         if inspect.isfunction(member) and name not in ("__init__",):
-            assert not inspect.iscoroutinefunction(member), f"sync {name} is a coroutine"
+            if name in BOTH_AWAITABLE:
+                assert inspect.iscoroutinefunction(member), f"sync {name} is not awaitable"
+            else:
+                assert not inspect.iscoroutinefunction(member), f"sync {name} is a coroutine"
             assert inspect.iscoroutinefunction(twin), f"async {name} is not a coroutine"
+
+
+def test_both_stores_close_both_ways() -> None:
+    for cls in (ConversationStore, AsyncConversationStore):
+        assert {"close", "aclose"} <= set(public(cls)), cls.__name__
 
 
 def test_the_comparison_sees_the_main_methods() -> None:

@@ -146,7 +146,9 @@ def _session() -> ConversationSession:
 
 
 def test_sync_store_over_tls_with_a_client_certificate(tls_server: TlsServer, certs: Certs) -> None:
-    with ConversationStore.from_url(tls_server.url, "tls-sync", **_client_tls(certs)) as store:
+    with ConversationStore.from_url(
+        tls_server.url, namespace="tls-sync", **_client_tls(certs)
+    ) as store:
         assert "SSL" in store.client.connection_pool.connection_class.__name__
         key = store.sessions.save(_session(), force=True)
         store.messages.append(key, {"role": "user", "content": "over TLS"})
@@ -157,7 +159,9 @@ def test_sync_store_over_tls_with_a_client_certificate(tls_server: TlsServer, ce
 async def test_async_store_over_tls_with_a_client_certificate(
     tls_server: TlsServer, certs: Certs
 ) -> None:
-    store = AsyncConversationStore.from_url(tls_server.url, "tls-async", **_client_tls(certs))
+    store = AsyncConversationStore.from_url(
+        tls_server.url, namespace="tls-async", **_client_tls(certs)
+    )
     try:
         key = await store.sessions.save(_session(), force=True)
         await store.messages.append(key, {"role": "user", "content": "over TLS"})
@@ -179,6 +183,8 @@ def test_without_a_client_certificate_or_with_the_wrong_ca_it_fails_typed(
         (plain, {}, None),
     ]
     for url, options, detail in cases:
-        with ConversationStore.from_url(url, "tls-refused", socket_timeout=2, **options) as store:
+        with ConversationStore.from_url(
+            url, namespace="tls-refused", socket_timeout=2, **options
+        ) as store:
             with pytest.raises(ConvstoreError, match=detail):  # StoreUnavailable today
                 store.ping()

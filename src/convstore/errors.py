@@ -24,6 +24,7 @@ __all__ = [
     "SessionExists",
     "SessionKeyConflict",
     "SessionNotFound",
+    "StaleAppend",
     "StoreError",
     "StoreUnavailable",
     "UnexpectedReply",
@@ -114,6 +115,25 @@ class ConcurrentModification(ConvstoreError):
         self.session_key = session_key
         self.expected = expected
         self.actual = actual
+
+
+class StaleAppend(ConcurrentModification):
+    """A session's stream did not end where the caller expected: someone appended since
+    (``append(..., expect_last=...)``, or a layout migration raced by appends).
+
+    ``expected``/``actual`` are stream entry ids (``"0-0"`` = no message); read the
+    history again and decide whether to retry.
+    """
+
+    def __init__(self, session_key: str, expected: str, actual: str) -> None:
+        ConvstoreError.__init__(
+            self,
+            f"session {session_key!r} ends at entry {actual}, the caller expected {expected}; "
+            "nothing was written (read the new messages and retry)",
+        )
+        self.session_key = session_key
+        self.expected = expected  # type: ignore[assignment]
+        self.actual = actual  # type: ignore[assignment]
 
 
 class DurabilityUnsupported(ConfigurationError):

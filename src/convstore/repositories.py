@@ -109,20 +109,32 @@ class MessageRepository(_Repository):
     _driver: SyncDriver
 
     def append(
-        self, key: str, message: Message, *, wait_replicas: int | None = None
+        self,
+        key: str,
+        message: Message,
+        *,
+        expect_last: str | None = None,
+        wait_replicas: int | None = None,
     ) -> AppendResult:
         """Store one message atomically; a retried ``message_id`` writes nothing.
 
-        ``wait_replicas`` overrides the store's write concern for this call.
+        ``expect_last``: append only if the session's newest entry id is this one
+        (``"0-0"`` = empty), else :class:`StaleAppend`. ``wait_replicas`` overrides the
+        store's write concern for this call.
         """
-        plan = plans.append_messages(self._config, key, (message,))
+        plan = plans.append_messages(self._config, key, (message,), expect_last=expect_last)
         return self._driver.run(plan, wait_replicas=wait_replicas)[0]
 
     def append_many(
-        self, key: str, messages: Iterable[Message], *, wait_replicas: int | None = None
+        self,
+        key: str,
+        messages: Iterable[Message],
+        *,
+        expect_last: str | None = None,
+        wait_replicas: int | None = None,
     ) -> list[AppendResult]:
         """Store several messages in one round trip, all or nothing (retried as one)."""
-        plan = plans.append_messages(self._config, key, messages)
+        plan = plans.append_messages(self._config, key, messages, expect_last=expect_last)
         return self._driver.run(plan, wait_replicas=wait_replicas)
 
     def history(
@@ -237,15 +249,25 @@ class AsyncMessageRepository(_Repository):
     _driver: AsyncDriver
 
     async def append(
-        self, key: str, message: Message, *, wait_replicas: int | None = None
+        self,
+        key: str,
+        message: Message,
+        *,
+        expect_last: str | None = None,
+        wait_replicas: int | None = None,
     ) -> AppendResult:
-        plan = plans.append_messages(self._config, key, (message,))
+        plan = plans.append_messages(self._config, key, (message,), expect_last=expect_last)
         return (await self._driver.run(plan, wait_replicas=wait_replicas))[0]
 
     async def append_many(
-        self, key: str, messages: Iterable[Message], *, wait_replicas: int | None = None
+        self,
+        key: str,
+        messages: Iterable[Message],
+        *,
+        expect_last: str | None = None,
+        wait_replicas: int | None = None,
     ) -> list[AppendResult]:
-        plan = plans.append_messages(self._config, key, messages)
+        plan = plans.append_messages(self._config, key, messages, expect_last=expect_last)
         return await self._driver.run(plan, wait_replicas=wait_replicas)
 
     async def history(

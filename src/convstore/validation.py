@@ -6,6 +6,7 @@ or raises :class:`ValidationError` naming the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = [
     "optional_seconds",
     "positive_int",
     "str_dict",
+    "stream_id_arg",
     "within_limit",
 ]
 
@@ -107,3 +109,18 @@ def within_limit(size: int, limit: int, field: str, limit_name: str, *, unit: st
             field=field,
         )
     return size
+
+
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+
+
+def stream_id_arg(value: object, field: str) -> str:
+    """``value`` when it is a stream entry id (``ms-seq``, each part below 2**64)."""
+    if not (
+        isinstance(value, str)
+        and _STREAM_ID.fullmatch(value)
+        and all(int(part) < 2**64 for part in value.split("-"))
+    ):
+        what = "a history cursor" if field == "before" else "a stream entry id"
+        raise ValidationError(f"not {what}: {value!r:.80}", field=field)
+    return value

@@ -172,6 +172,15 @@ local function drop_ids(rows)
   if #batch > 0 then redis.call('HDEL', IDS, unpack(batch)) end
 end
 
+-- `fields` plus the tool-call fields of a "<tc>\t<tr>" argument (plans/layout.py)
+local function with_tools(fields, tools)
+  local tab = string.find(tools, '\t', 1, true) or (#tools + 1)
+  local tc, tr = string.sub(tools, 1, tab - 1), string.sub(tools, tab + 1)
+  if tc ~= '' then fields[#fields + 1] = 'tc'; fields[#fields + 1] = tc end
+  if tr ~= '' then fields[#fields + 1] = 'tr'; fields[#fields + 1] = tr end
+  return fields
+end
+
 -- the call ids a layout-2 row's 'tc' field lists, added to the set `into`
 local function call_ids(row, into)
   local tc = row_field(row, 'tc')
@@ -333,12 +342,7 @@ for i = 9, #ARGV, 4 do
     if tools == '' then
       redis.call('XADD', S, id, 'm', mid, 'd', ARGV[i + 2])
     else
-      local fields = {'m', mid, 'd', ARGV[i + 2]}
-      local tab = string.find(tools, '\t', 1, true) or (#tools + 1)
-      local tc, tr = string.sub(tools, 1, tab - 1), string.sub(tools, tab + 1)
-      if tc ~= '' then fields[#fields + 1] = 'tc'; fields[#fields + 1] = tc end
-      if tr ~= '' then fields[#fields + 1] = 'tr'; fields[#fields + 1] = tr end
-      redis.call('XADD', S, id, unpack(fields))
+      redis.call('XADD', S, id, unpack(with_tools({'m', mid, 'd', ARGV[i + 2]}, tools)))
     end
     fresh[mid] = id
     pairs_[#pairs_ + 1] = mid

@@ -93,14 +93,7 @@ if old > 0 then
   for _, row in ipairs(rows) do
     local fl = row[2]
     if #fl == 2 then
-      fl = {'m', fl[1], 'd', fl[2]}
-      local t = tools[row[1]]
-      if t then
-        local tab = string.find(t, '\t', 1, true) or (#t + 1)
-        local tc, tr = string.sub(t, 1, tab - 1), string.sub(t, tab + 1)
-        if tc ~= '' then fl[#fl + 1] = 'tc'; fl[#fl + 1] = tc end
-        if tr ~= '' then fl[#fl + 1] = 'tr'; fl[#fl + 1] = tr end
-      end
+      fl = with_tools({'m', fl[1], 'd', fl[2]}, tools[row[1]] or '')
     end
     redis.call('XADD', S, row[1], unpack(fl))
   end

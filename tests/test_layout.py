@@ -13,8 +13,11 @@ import redis
 from conftest import SessionFactory, Store, StoreFactory, aw
 from convstore import ConversationStore, Retention, codec, lua, utc_now
 from convstore.errors import ConcurrentModification, StaleAppend, ValidationError
+from convstore.keys import KeySpace
 from convstore.layout import migrate_session_layout
-from convstore.plans.layout import tool_fields
+from convstore.plans import Call, Run, StoreConfig
+from convstore.plans.layout import MIGRATE_LAYOUT, tool_fields
+from convstore.plans.layout import migrate_session_layout as plan
 
 
 @pytest.fixture
@@ -214,3 +217,18 @@ def test_migration_of_an_empty_or_unknown_session(
     assert migrate_session_layout(store, key) is True
     assert migrate_session_layout(store, "nobody") is False  # nothing there: marks nothing
     assert not sync_client.exists(store.config.keyspace.session("nobody").session)
+
+
+def test_migration_gives_up_after_five_raced_attempts() -> None:
+    """Appends between the plan's read and its script make it read again, then give up."""
+    steps = plan(StoreConfig(KeySpace("ns"), Retention()), "k")
+    step = next(steps)
+    with pytest.raises(StaleAppend) as info:
+        for attempt in range(5):
+            assert isinstance(step, Call) and step.command[0] == "HMGET"
+            step = steps.send([None, f"{attempt}-0".encode()])
+            assert isinstance(step, Call) and step.command[0] == "XRANGE"
+            step = steps.send([])
+            assert isinstance(step, Run) and step.script is MIGRATE_LAYOUT
+            step = steps.send([-5, f"{attempt + 1}-0".encode()])
+    assert (info.value.expected, info.value.actual) == ("4-0", "5-0")

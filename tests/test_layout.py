@@ -225,9 +225,9 @@ def test_migration_gives_up_after_five_raced_attempts() -> None:
     step = next(steps)
     with pytest.raises(StaleAppend) as info:
         for attempt in range(5):
-            assert isinstance(step, Call) and step.command[0] == "HMGET"
+            assert isinstance(step, Call) and step.args[0] == "HMGET"
             step = steps.send([None, f"{attempt}-0".encode()])
-            assert isinstance(step, Call) and step.command[0] == "XRANGE"
+            assert isinstance(step, Call) and step.args[0] == "XRANGE"
             step = steps.send([])
             assert isinstance(step, Run) and step.script is MIGRATE_LAYOUT
             step = steps.send([-5, f"{attempt + 1}-0".encode()])

@@ -133,6 +133,23 @@ async def test_framework_primitives_and_adapters_on_a_cluster(
     )
     assert (await session.pop_item()) == {"role": "assistant", "content": "b"}
 
+    from google.adk.events.event import Event
+    from google.adk.events.event_actions import EventActions
+
+    from convstore.adapters.adk import ConvstoreSessionService
+
+    service = ConvstoreSessionService(store=store)
+    adk_session = await service.create_session(app_name="app", user_id="u", state={"app:a": 1})
+    delta = {"app:b": 2, "user:c": 3, "d": 4, "temp:e": 5}
+    await service.append_event(
+        adk_session, Event(author="user", actions=EventActions(state_delta=delta))
+    )
+    loaded = await service.get_session(app_name="app", user_id="u", session_id=adk_session.id)
+    assert loaded is not None and loaded.state == {"app:a": 1, "app:b": 2, "user:c": 3, "d": 4}
+    assert [s.id for s in (await service.list_sessions(app_name="app")).sessions] == [
+        adk_session.id
+    ]
+
     @checkpointer_test(name="ConvstoreSaver on a cluster")
     async def saver() -> Any:
         yield ConvstoreSaver(store=store)

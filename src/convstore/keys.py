@@ -15,6 +15,8 @@ Layout, for namespace ``ns`` and a session key ``k`` encoded as ``E(k)``::
     ns:lg:{E(t)}:cp         HASH    ... their records; :blobs channel values by version;
     ns:lg:{E(t)}:writes     HASH    ... pending writes; :wix (ZSET) their fields, lexical
     ns:lg:threads           SET     LangGraph thread ids (list() without a thread)
+    ns:adk:app:{E(a)}       HASH    ADK app state of app a (key -> JSON)
+    ns:adk:user:{E(a)}:E(u) HASH    ADK user state of user u in app a
 
 ``E`` percent-encodes ``%``, ``{``, ``}`` and newline, so the braces of the hash
 tag are always ours, two different session keys (or namespaces) never share a
@@ -117,6 +119,13 @@ class KeySpace:
     def thread(self, thread_id: str) -> ThreadKeys:
         base = f"{self.namespace}:lg:{{{encode_component(thread_id, 'thread_id')}}}:"
         return ThreadKeys(*(base + s for s in ("cps", "cp", "blobs", "writes", "wix")))
+
+    def adk_app_state(self, app_name: str) -> str:
+        return f"{self.namespace}:adk:app:{{{encode_component(app_name, 'app_name')}}}"
+
+    def adk_user_state(self, app_name: str, user_id: str) -> str:
+        app, user = encode_component(app_name, "app_name"), encode_component(user_id, "user_id")
+        return f"{self.namespace}:adk:user:{{{app}}}:{user}"
 
     @property
     def threads(self) -> str:

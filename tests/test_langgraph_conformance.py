@@ -1,8 +1,7 @@
 """langgraph-checkpoint-conformance against ConvstoreSaver on every backend.
 
 The suite's report never raises by itself, so the test asserts ``passed is True`` for
-every base capability and for ``copy_thread`` and ``prune`` (``delete_for_runs`` is not
-implemented: the report says so, ``passed is None``).
+every base capability and for ``copy_thread``, ``prune`` and ``delete_for_runs``.
 """
 
 from __future__ import annotations
@@ -15,7 +14,11 @@ from langgraph.checkpoint.conformance.capabilities import BASE_CAPABILITIES, Cap
 from conftest import StoreFactory
 from convstore.adapters.langgraph import ConvstoreSaver
 
-REQUIRED = {c.value for c in BASE_CAPABILITIES} | {Capability.COPY_THREAD.value, Capability.PRUNE.value}
+REQUIRED = {c.value for c in BASE_CAPABILITIES} | {
+    Capability.COPY_THREAD.value,
+    Capability.PRUNE.value,
+    Capability.DELETE_FOR_RUNS.value,
+}
 
 
 async def test_the_conformance_suite_passes(factory: StoreFactory) -> None:
@@ -31,4 +34,3 @@ async def test_the_conformance_suite_passes(factory: StoreFactory) -> None:
     for capability in REQUIRED:
         assert report.results[capability].passed is True, capability
         assert report.results[capability].tests_passed > 0, capability
-    assert report.results[Capability.DELETE_FOR_RUNS.value].passed is None

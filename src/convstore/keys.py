@@ -15,6 +15,7 @@ Layout, for namespace ``ns`` and a session key ``k`` encoded as ``E(k)``::
     ns:lg:{E(t)}:cp         HASH    ... their records; :blobs channel values by version;
     ns:lg:{E(t)}:writes     HASH    ... pending writes; :wix (ZSET) their fields, lexical
     ns:lg:threads           SET     LangGraph thread ids (list() without a thread)
+    ns:lg:run:{E(r)}        SET     "thread NUL member" of the checkpoints of run r
     ns:adk:app:{E(a)}       HASH    ADK app state of app a (key -> JSON)
     ns:adk:user:{E(a)}:E(u) HASH    ADK user state of user u in app a
 
@@ -126,6 +127,9 @@ class KeySpace:
     def adk_user_state(self, app_name: str, user_id: str) -> str:
         app, user = encode_component(app_name, "app_name"), encode_component(user_id, "user_id")
         return f"{self.namespace}:adk:user:{{{app}}}:{user}"
+
+    def lg_run(self, run_id: str) -> str:
+        return f"{self.namespace}:lg:run:{{{encode_component(run_id, 'run_id')}}}"
 
     @property
     def threads(self) -> str:

@@ -7,6 +7,8 @@ five together, so no part of a thread expires before another. Channel values are
 once per (channel, version), as LangGraph's own savers do. Sync methods need a
 ``ConversationStore``; async ones take either store (a sync store runs in a thread).
 
+``delete_for_runs`` finds checkpoints through a per-run set (``run_id`` of the metadata)
+written with each checkpoint; checkpoints that ``copy_thread`` created are not in it.
 ``prune(strategy="keep_latest")`` keeps the newest checkpoint of each namespace with its
 values and writes; it does not walk ``DeltaChannel`` ancestor chains, so do not prune
 threads whose graph uses ``DeltaChannel`` with it (``"delete"`` is always safe).
@@ -157,15 +159,13 @@ class ConvstoreSaver(BaseCheckpointSaver[str]):
             (cp.blob_field(ns, k, v), self._dump(values[k]) if k in values else _EMPTY)
             for k, v in new_versions.items()
         ]
-        record = msgpack.packb(
-            [
-                self._dump(stored),
-                self._dump(get_checkpoint_metadata(config, metadata)),
-                config["configurable"].get("checkpoint_id"),
-            ]
-        )
+        merged = get_checkpoint_metadata(config, metadata)
+        parent = config["configurable"].get("checkpoint_id")
+        record = msgpack.packb([self._dump(stored), self._dump(merged), parent])
         name = cp.member(ns, checkpoint["id"])
-        yield from cp.put(self._config, thread_id, name, record, blobs, self._ttl_ms)
+        run_id = merged.get("run_id")
+        run = run_id if isinstance(run_id, str) and run_id else None
+        yield from cp.put(self._config, thread_id, name, record, blobs, self._ttl_ms, run)
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns,
                                  "checkpoint_id": checkpoint["id"]}}  # fmt: skip
 
@@ -259,6 +259,10 @@ class ConvstoreSaver(BaseCheckpointSaver[str]):
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         self._run(self._prune_plan(thread_ids, strategy))
 
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints and writes put with these run ids (metadata ``run_id``)."""
+        self._run(cp.delete_for_runs(self._config, run_ids))
+
     # ------------------------------------------------------------------ async API
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -313,6 +317,9 @@ class ConvstoreSaver(BaseCheckpointSaver[str]):
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         await self._arun(self._prune_plan(thread_ids, strategy))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await self._arun(cp.delete_for_runs(self._config, run_ids))
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """``<counter>.<random>`` strings, as LangGraph's own savers use (they sort)."""

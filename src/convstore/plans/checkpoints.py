@@ -23,6 +23,7 @@ __all__ = [
     "blob_field",
     "blobs",
     "copy_thread",
+    "delete_for_runs",
     "delete_thread",
     "member",
     "members",
@@ -77,19 +78,40 @@ def put(
     record: bytes,
     values: Sequence[tuple[str, bytes]],
     ttl_ms: int,
+    run_id: str | None = None,
 ) -> Plan[None]:
-    """Store a checkpoint record and its new channel values in one script."""
+    """Store a checkpoint record and its new channel values in one script; list the thread
+    (and the checkpoint under its ``run_id``) in the namespace-wide sets."""
     keys = config.keyspace.thread(thread_id)
     args: list[Any] = [str(ttl_ms), checkpoint, record]
     for field, value in values:
         args += (field, value)
     script = Run(lua.LG_PUT, keys.all(), tuple(args))
-    listed = Call(("SADD", config.keyspace.threads, thread_id))
-    if config.cluster:  # the thread set is in another slot; a cluster pipeline runs no scripts
+    listed = [Call(("SADD", config.keyspace.threads, thread_id))]
+    if run_id is not None:
+        run = config.keyspace.lg_run(run_id)
+        listed.append(Call(("SADD", run, _part(thread_id, "thread_id") + _SEP + checkpoint)))
+        if ttl_ms > 0:
+            listed.append(Call(("PEXPIRE", run, ttl_ms)))
+    if config.cluster:  # the sets are in other slots; a cluster pipeline runs no scripts
         yield script
-        yield listed
+        yield Batch(tuple(listed))
     else:
-        yield Batch((script, listed))
+        yield Batch((script, *listed))
+
+
+def delete_for_runs(config: StoreConfig, run_ids: Sequence[str]) -> Plan[None]:
+    """Delete the checkpoints (and their writes) put with these run ids."""
+    for run_id in run_ids:
+        run = config.keyspace.lg_run(run_id)
+        found = yield Call(("SMEMBERS", run))
+        by_thread: dict[str, list[str]] = {}
+        for entry in sorted(as_text(e) for e in found):
+            thread_id, _, name = entry.partition(_SEP)
+            by_thread.setdefault(thread_id, []).append(name)
+        for thread_id, names in by_thread.items():
+            yield from prune(config, thread_id, names, ())
+        yield Call(("DEL", run))
 
 
 def put_writes(

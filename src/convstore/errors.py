@@ -19,6 +19,7 @@ __all__ = [
     "ConvstoreError",
     "DurabilityNotMet",
     "DurabilityUnsupported",
+    "MessageNotFound",
     "PermissionDenied",
     "ProtocolError",
     "SessionExists",
@@ -102,6 +103,17 @@ class SessionKeyConflict(ConvstoreError):
         msg = f"session key {session_key!r} already belongs to a different session"
         super().__init__(f"{msg}: {detail}" if detail else msg)
         self.session_key = session_key
+
+
+class MessageNotFound(ConvstoreError, LookupError):
+    """No message of the session has this message id or stream entry id."""
+
+    def __init__(self, session_key: str, point: str) -> None:
+        super().__init__(
+            f"session {session_key!r} holds no message with message id or entry id {point!r}"
+        )
+        self.session_key = session_key
+        self.point = point
 
 
 class ConcurrentModification(ConvstoreError):

@@ -12,6 +12,13 @@ Layout, for namespace ``ns`` and a session key ``k`` encoded as ``E(k)``::
     ns:idx:all              ZSET    session keys by last activity (ms)
     ns:idx:type:T           ZSET    ... of one session type
     ns:idx:participant:E(p) ZSET    ... with one participant
+    ns:lg:{E(t)}:cps        ZSET    LangGraph checkpoints of thread t (lexical: ns NUL id)
+    ns:lg:{E(t)}:cp         HASH    ... their records; :blobs channel values by version;
+    ns:lg:{E(t)}:writes     HASH    ... pending writes; :wix (ZSET) their fields, lexical
+    ns:lg:threads           SET     LangGraph thread ids (list() without a thread)
+    ns:lg:run:{E(r)}        SET     "thread NUL member" of the checkpoints of run r
+    ns:adk:app:{E(a)}       HASH    ADK app state of app a (key -> JSON)
+    ns:adk:user:{E(a)}:E(u) HASH    ADK user state of user u in app a
 
 ``E`` percent-encodes ``%``, ``{``, ``}`` and newline, so the braces of the hash
 tag are always ours, two different session keys (or namespaces) never share a
@@ -26,7 +33,13 @@ from functools import lru_cache
 
 from convstore.errors import ValidationError
 
-__all__ = ["MAX_SESSION_KEY_LENGTH", "KeySpace", "SessionKeys", "encode_component"]
+__all__ = [
+    "MAX_SESSION_KEY_LENGTH",
+    "KeySpace",
+    "SessionKeys",
+    "ThreadKeys",
+    "encode_component",
+]
 
 #: Longest accepted session key, in characters (a Redis key stays under ~13 KiB).
 MAX_SESSION_KEY_LENGTH = 1024
@@ -67,6 +80,20 @@ class SessionKeys:
         return (self.session, self.messages, self.ids, self.checkpoints, self.writes, self.task)
 
 
+@dataclass(frozen=True, slots=True)
+class ThreadKeys:
+    """The keys of one LangGraph thread; one hash tag, so one cluster slot."""
+
+    checkpoints: str  # ZSET, score 0, members "ns NUL checkpoint_id" (lexical order)
+    records: str  # HASH member -> checkpoint record
+    blobs: str  # HASH "ns NUL channel NUL version" -> channel value
+    writes: str  # HASH "member NUL task_id NUL idx" -> pending write
+    write_index: str  # ZSET, score 0, the fields of ``writes`` (lexical order)
+
+    def all(self) -> tuple[str, ...]:
+        return (self.checkpoints, self.records, self.blobs, self.writes, self.write_index)
+
+
 @lru_cache(maxsize=8192)
 def _session_keys(namespace: str, session_key: str) -> SessionKeys:
     """Cached: every operation needs these names and building them is pure."""
@@ -90,6 +117,24 @@ class KeySpace:
 
     def session(self, session_key: str) -> SessionKeys:
         return _session_keys(self.namespace, session_key)
+
+    def thread(self, thread_id: str) -> ThreadKeys:
+        base = f"{self.namespace}:lg:{{{encode_component(thread_id, 'thread_id')}}}:"
+        return ThreadKeys(*(base + s for s in ("cps", "cp", "blobs", "writes", "wix")))
+
+    def adk_app_state(self, app_name: str) -> str:
+        return f"{self.namespace}:adk:app:{{{encode_component(app_name, 'app_name')}}}"
+
+    def adk_user_state(self, app_name: str, user_id: str) -> str:
+        app, user = encode_component(app_name, "app_name"), encode_component(user_id, "user_id")
+        return f"{self.namespace}:adk:user:{{{app}}}:{user}"
+
+    def lg_run(self, run_id: str) -> str:
+        return f"{self.namespace}:lg:run:{{{encode_component(run_id, 'run_id')}}}"
+
+    @property
+    def threads(self) -> str:
+        return f"{self.namespace}:lg:threads"
 
     @property
     def index_all(self) -> str:

@@ -21,6 +21,7 @@ from convstore.plans import (
     Retention,
     SessionPage,
     StoreConfig,
+    edits,
 )
 
 __all__ = [
@@ -194,6 +195,25 @@ class MessageRepository(_Repository):
         """Drop the whole history but keep the session; returns how many messages went."""
         return self._driver.run(plans.clear(self._config, key))
 
+    def pop(self, key: str) -> dict[str, Any] | None:
+        """Remove and return the newest message, atomically (None when the history is empty)."""
+        return self._driver.run(edits.pop(self._config, key))
+
+    def truncate_after(self, key: str, entry_or_message_id: str) -> int:
+        """Rewind: remove every message after the given one (it stays), atomically.
+
+        The point is a message id, else a stream entry id (``page().cursor`` form);
+        :class:`MessageNotFound` if it names neither. Returns how many were removed.
+        """
+        return self._driver.run(edits.truncate_after(self._config, key, entry_or_message_id))
+
+    def fork(self, key: str, new_session: ConversationSession, upto: str | None = None) -> str:
+        """Copy the history up to ``upto`` (inclusive) into a new session; returns its key.
+
+        Resumable: calling it again after a failure completes the copy without duplicates.
+        """
+        return self._driver.run(edits.fork(self._config, key, new_session, upto))
+
 
 class AsyncSessionRepository(_Repository):
     """Async twin of :class:`SessionRepository`."""
@@ -319,3 +339,14 @@ class AsyncMessageRepository(_Repository):
 
     async def clear(self, key: str) -> int:
         return await self._driver.run(plans.clear(self._config, key))
+
+    async def pop(self, key: str) -> dict[str, Any] | None:
+        return await self._driver.run(edits.pop(self._config, key))
+
+    async def truncate_after(self, key: str, entry_or_message_id: str) -> int:
+        return await self._driver.run(edits.truncate_after(self._config, key, entry_or_message_id))
+
+    async def fork(
+        self, key: str, new_session: ConversationSession, upto: str | None = None
+    ) -> str:
+        return await self._driver.run(edits.fork(self._config, key, new_session, upto))

@@ -30,13 +30,14 @@ __all__ = [
     "list_sessions",
     "ping",
     "save_session",
+    "session_identity",
     "session_exists",
     "set_retention",
     "touch_session",
 ]
 
 
-def _identity(session: ConversationSession) -> bytes:
+def session_identity(session: ConversationSession) -> bytes:
     parse = session.key_parse()
     packed: bytes = msgpack.packb([str(parse.session_type), parse.session_id, list(parse.roles)])
     return packed
@@ -84,7 +85,7 @@ def _write_session(config: StoreConfig, session: ConversationSession, expected: 
         (
             *common,
             codec.encode_session(session),
-            _identity(session),
+            session_identity(session),
             expected,
             epoch_micros(session.last_activity),
             "\n".join(index),

@@ -34,6 +34,7 @@ READ_COMMANDS = frozenset(
     {
         "EXISTS", "GET", "HGET", "HGETALL", "HMGET", "MGET", "PING", "PTTL", "SCAN", "TTL",
         "TYPE", "XLEN", "XRANGE", "XREVRANGE", "ZCARD", "ZRANGE", "ZSCORE", "WAIT", "WAITAOF",
+        "ZSCAN", "MEMORY", "INFO", "HLEN",
     }
 )  # fmt: skip
 

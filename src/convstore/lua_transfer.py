@@ -1,0 +1,87 @@
+"""Lua scripts of export/import: restore a session and its history exactly as exported.
+
+They write the same session-hash fields as the scripts in ``lua.py`` (see its docstring)
+and take the same common arguments (``PRELUDE``), but with values given by the caller:
+the revision and last activity of the exported session, and each message's own stream
+entry id. Both are idempotent: a rerun writes the same values, and a message whose id is
+already stored is skipped.
+"""
+
+from __future__ import annotations
+
+from convstore.lua import Script, script
+
+__all__ = ["IMPORT_ENTRIES", "RESTORE_SESSION"]
+
+RESTORE_SESSION: Script = script(
+    "restore_session",
+    r"""
+-- ARGV[5] record, [6] identity, [7] revision, [8] last activity (µs), [9] idx,
+-- [10] max messages, [11] max age ms, [12] ttl ms ("" = the store default).
+-- Reply {1, la, old idx} or {-2, owner}.
+local owner = redis.call('HGET', H, 'ident')
+if owner and owner ~= ARGV[6] then return {-2, owner} end
+local old = redis.call('HGET', H, 'idx') or ''
+redis.call('HSET', H, 'rec', ARGV[5], 'ident', ARGV[6], 'rev', ARGV[7], 'la', ARGV[8],
+           'idx', ARGV[9], 'n', redis.call('XLEN', S))
+local fields = {'mm', 'ma', 'ttl'}
+for i = 1, 3 do
+  if ARGV[9 + i] == '' then redis.call('HDEL', H, fields[i])
+  else redis.call('HSET', H, fields[i], ARGV[9 + i]) end
+end
+if INLINE then
+  local keep = {}
+  for _, k in ipairs(split(ARGV[9])) do
+    keep[k] = true
+    redis.call('ZADD', k, ARGV[8], MEMBER)
+  end
+  for _, k in ipairs(split(old)) do
+    if not keep[k] then redis.call('ZREM', k, MEMBER) end
+  end
+end
+refresh_ttl(redis.call('HGET', H, 'ttl'))
+return {1, ARGV[8], old}
+""",
+    idempotent=True,
+)
+
+IMPORT_ENTRIES: Script = script(
+    "import_entries",
+    r"""
+-- ARGV[5..]: (stored message id, stream entry id, payload) triples, oldest first.
+-- A message id already stored is skipped. Last activity is left alone (the restored
+-- session carries it). Reply {1, added}, {-1} no session, {-4, entry id, error}.
+if redis.call('EXISTS', H) == 0 then return {-1} end
+local function parse(id)
+  local dash = string.find(id, '-', 1, true)
+  return tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
+end
+local lid = redis.call('HGET', H, 'lid') or '0-0'
+local lms, lseq = parse(lid)
+local added, pairs_ = 0, {}
+local function flush()
+  if #pairs_ > 0 then redis.call('HSET', IDS, unpack(pairs_)) end
+  pairs_ = {}
+  redis.call('HSET', H, 'lid', string.format('%d-%d', lms, lseq), 'n', redis.call('XLEN', S))
+end
+for i = 5, #ARGV, 3 do
+  local mid, id = ARGV[i], ARGV[i + 1]
+  if redis.call('HEXISTS', IDS, mid) == 0 then
+    local ok = redis.pcall('XADD', S, id, mid, ARGV[i + 2])
+    if type(ok) == 'table' and ok.err then
+      flush()
+      return {-4, id, ok.err}
+    end
+    pairs_[#pairs_ + 1] = mid
+    pairs_[#pairs_ + 1] = id
+    added = added + 1
+    local ms, seq = parse(id)
+    if ms > lms or (ms == lms and seq > lseq) then lms, lseq = ms, seq end
+  end
+end
+flush()
+refresh_ttl(redis.call('HGET', H, 'ttl'))
+return {1, added}
+""",
+    idempotent=True,
+)

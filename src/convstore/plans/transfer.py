@@ -1,0 +1,186 @@
+"""Plans of export, import, doctor and migrate: whole-session reads and exact restores.
+
+Export reads through :func:`convstore.plans.messages.decode_row` (the store's own reader),
+never the stream's raw bytes, so it keeps working when the entry layout changes. Import
+writes through the scripts in ``lua_transfer.py``, which take the exported revision, last
+activity and stream entry ids, so a restored session is the same session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from convstore import codec, lua_transfer
+from convstore.errors import SessionKeyConflict, StoreError
+from convstore.models import ConversationSession
+from convstore.plans.config import Retention, StoreConfig
+from convstore.plans.indexes import cluster_index_sync, index_keys, missing_session, split_idx
+from convstore.plans.messages import decode_row
+from convstore.plans.sessions import session_identity
+from convstore.plans.steps import Batch, Call, Plan, Run
+from convstore.plans.values import as_text
+
+__all__ = [
+    "ImportedEntry",
+    "SessionState",
+    "import_entries",
+    "memory_usage",
+    "read_entries",
+    "restore_session",
+    "scan_index",
+    "session_state",
+]
+
+_STATE_FIELDS = ("rec", "rev", "la", "n", "mm", "ma", "ttl", "lid")
+
+
+class SessionState(NamedTuple):
+    """What is stored for one session key, undecoded where decoding could fail."""
+
+    record: bytes | None
+    revision: int
+    last_activity_us: int | None
+    count_field: int | None  # the hash's message counter ``n``
+    stream_length: int  # XLEN of the history
+    max_messages: int | None  # per-session retention overrides (None: store default)
+    max_age_ms: int | None
+    ttl_ms: int | None
+    pttl_ms: int  # the hash's remaining TTL: -1 none, -2 no such key
+    last_id: str | None
+
+
+def _int(raw: Any) -> int | None:
+    return None if raw is None else int(raw)
+
+
+def session_state(config: StoreConfig, key: str) -> Plan[SessionState]:
+    """The session hash's fields, the stream length and the TTL, in one round trip."""
+    keys = config.keyspace.session(key)
+    fields, length, pttl = yield Batch(
+        (
+            Call(("HMGET", keys.session, *_STATE_FIELDS)),
+            Call(("XLEN", keys.messages)),
+            Call(("PTTL", keys.session)),
+        )
+    )
+    rec, rev, la, n, mm, ma, ttl, lid = fields
+    return SessionState(
+        rec,
+        int(rev or 0),
+        _int(la),
+        _int(n),
+        int(length),
+        _int(mm),
+        _int(ma),
+        _int(ttl),
+        int(pttl),
+        None if lid is None else as_text(lid),
+    )
+
+
+def memory_usage(config: StoreConfig, key: str) -> Plan[int]:
+    """Bytes the server holds for the session's keys (``MEMORY USAGE``; not on fakeredis)."""
+    replies = yield Batch(
+        tuple(Call(("MEMORY", "USAGE", k, "SAMPLES", "0")) for k in config.keyspace.session(key).all())
+    )
+    return sum(int(r or 0) for r in replies)
+
+
+def read_entries(
+    config: StoreConfig, key: str, after: str | None, count: int
+) -> Plan[list[tuple[str, dict[str, Any]]]]:
+    """Up to ``count`` messages after stream id ``after`` (None: from the oldest), oldest
+    first, as ``(entry id, ContextEngine dict)``; the dict's metadata has ``message_id``."""
+    stream = config.keyspace.session(key).messages
+    start = "-" if after is None else f"({after}"
+    rows = yield Call(("XRANGE", stream, start, "+", "COUNT", count))
+    return [(as_text(row[0]), decode_row(row)) for row in rows]
+
+
+def scan_index(config: StoreConfig, cursor: str, count: int) -> Plan[tuple[str, list[str]]]:
+    """One ``ZSCAN`` step over the namespace's index of sessions: ``(next cursor, keys)``.
+
+    The cursor ("0" = start, "0" back = done) survives restarts, so a walk can resume; an
+    element present for the whole walk is returned at least once (possibly twice).
+    """
+    reply = yield Call(("ZSCAN", config.keyspace.index_all, cursor, "COUNT", count))
+    members = reply[1]
+    return as_text(reply[0]), [as_text(members[i]) for i in range(0, len(members), 2)]
+
+
+def restore_session(
+    config: StoreConfig,
+    session: ConversationSession,
+    *,
+    revision: int,
+    last_activity_us: int,
+    retention: Retention | None,
+) -> Plan[str]:
+    """Store ``session`` with the given revision and last activity (µs), idempotently.
+
+    A different session owning the key raises :class:`SessionKeyConflict`.
+    """
+    session.validate()
+    key = session.generate_session_key()
+    keys, common = config.common(key)
+    index = index_keys(config, session)
+    overrides = ("", "", "")
+    if retention is not None:
+        overrides = (
+            "" if retention.max_messages is None else str(retention.max_messages),
+            "" if retention.max_age is None else str(retention.ms("max_age")),
+            "" if retention.ttl is None else str(retention.ms("ttl")),
+        )
+    reply = yield Run(
+        lua_transfer.RESTORE_SESSION,
+        keys.all(),
+        (
+            *common,
+            codec.encode_session(session),
+            session_identity(session),
+            str(revision),
+            str(last_activity_us),
+            "\n".join(index),
+            *overrides,
+        ),
+    )
+    if int(reply[0]) == -2:
+        raise SessionKeyConflict(key, "it is held by another session")
+    old = set(split_idx(reply[2])) - set(index)
+    yield from cluster_index_sync(config, key, index, old, reply[1])
+    return key
+
+
+class ImportedEntry(NamedTuple):
+    """One message to restore, with its own stream entry id."""
+
+    entry_id: str
+    message_id: str
+    role: str
+    content: str
+    timestamp: datetime | str
+    metadata: dict[str, Any]  # without message_id
+
+
+def import_entries(config: StoreConfig, key: str, entries: Sequence[ImportedEntry]) -> Plan[int]:
+    """Add messages under their own entry ids, skipping stored message ids; returns how
+    many were added. An id not after the stream's last one raises :class:`StoreError`."""
+    if not entries:
+        return 0
+    keys, common = config.common(key)
+    args: list[Any] = list(common)
+    for entry in entries:
+        payload = codec.encode_entry(entry.role, entry.content, entry.timestamp, entry.metadata)
+        args += (codec.encode_message_id(entry.message_id), entry.entry_id, payload)
+    reply = yield Run(lua_transfer.IMPORT_ENTRIES, keys.all(), tuple(args))
+    status = int(reply[0])
+    if status == -1:
+        yield from missing_session(config, key)
+    if status == -4:
+        raise StoreError(
+            f"session {key!r}: message entry {as_text(reply[1])} cannot be imported "
+            f"(a later message is already stored): {as_text(reply[2])}"
+        )
+    return int(reply[1])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from convstore.lua import Script, script
 
-__all__ = ["IMPORT_ENTRIES", "RESTORE_SESSION"]
+__all__ = ["IMPORT_ENTRIES", "PROBE", "REPLACE_RECORD", "RESTORE_SESSION"]
 
 RESTORE_SESSION: Script = script(
     "restore_session",
@@ -85,3 +85,26 @@ return {1, added}
 """,
     idempotent=True,
 )
+
+REPLACE_RECORD: Script = script(
+    "replace_record",
+    r"""
+-- A migration step's write: replace the session record if it is still the one the step
+-- read, and fill in the hash fields an older writer may not have set.
+-- ARGV[5] the record read, [6] the new record, [7] identity, [8] last activity (µs), [9] idx.
+-- Reply {0} (changed meanwhile: read again), or {1, la, idx}.
+if redis.call('HGET', H, 'rec') ~= ARGV[5] then return {0} end
+redis.call('HSET', H, 'rec', ARGV[6])
+redis.call('HSETNX', H, 'ident', ARGV[7])
+redis.call('HSETNX', H, 'rev', 1)
+redis.call('HSETNX', H, 'n', redis.call('XLEN', S))
+redis.call('HSETNX', H, 'la', ARGV[8])
+local la = redis.call('HGET', H, 'la')
+if redis.call('HSETNX', H, 'idx', ARGV[9]) == 1 then touch_indexes(la, ARGV[9]) end
+return {1, la, redis.call('HGET', H, 'idx')}
+""",
+    idempotent=True,
+)
+
+#: ``doctor``'s Lua probe: proves scripts run (read-only, touches no key).
+PROBE: Script = Script("probe", "return {1, redis.call('PING')}", idempotent=True, writes=False)

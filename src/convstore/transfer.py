@@ -295,4 +295,3 @@ def import_jsonl(
             raise CodecError(f"line {number}: malformed {doc.get('type')!r} line: {exc!r}") from exc
     flush()
     return report
-

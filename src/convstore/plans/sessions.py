@@ -30,8 +30,8 @@ __all__ = [
     "list_sessions",
     "ping",
     "save_session",
-    "session_identity",
     "session_exists",
+    "session_identity",
     "set_retention",
     "touch_session",
 ]

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from convstore import codec, lua_transfer
 from convstore.errors import SessionKeyConflict, StoreError
-from convstore.models import ConversationSession
+from convstore.models import ConversationSession, to_utc
 from convstore.plans.config import Retention, StoreConfig
 from convstore.plans.indexes import cluster_index_sync, index_keys, missing_session, split_idx
 from convstore.plans.messages import decode_row
@@ -26,7 +26,9 @@ __all__ = [
     "ImportedEntry",
     "SessionState",
     "import_entries",
+    "info_section",
     "memory_usage",
+    "probe",
     "read_entries",
     "restore_session",
     "scan_index",
@@ -83,7 +85,9 @@ def session_state(config: StoreConfig, key: str) -> Plan[SessionState]:
 def memory_usage(config: StoreConfig, key: str) -> Plan[int]:
     """Bytes the server holds for the session's keys (``MEMORY USAGE``; not on fakeredis)."""
     replies = yield Batch(
-        tuple(Call(("MEMORY", "USAGE", k, "SAMPLES", "0")) for k in config.keyspace.session(key).all())
+        tuple(
+            Call(("MEMORY", "USAGE", k, "SAMPLES", "0")) for k in config.keyspace.session(key).all()
+        )
     )
     return sum(int(r or 0) for r in replies)
 
@@ -106,8 +110,12 @@ def scan_index(config: StoreConfig, cursor: str, count: int) -> Plan[tuple[str, 
     element present for the whole walk is returned at least once (possibly twice).
     """
     reply = yield Call(("ZSCAN", config.keyspace.index_all, cursor, "COUNT", count))
-    members = reply[1]
-    return as_text(reply[0]), [as_text(members[i]) for i in range(0, len(members), 2)]
+    cursor_out, members = reply[0], list(reply[1])
+    if members and isinstance(members[0], list | tuple):  # redis-py pairs (member, score)
+        keys = [as_text(pair[0]) for pair in members]
+    else:
+        keys = [as_text(members[i]) for i in range(0, len(members), 2)]
+    return str(cursor_out if isinstance(cursor_out, int) else as_text(cursor_out)), keys
 
 
 def restore_session(
@@ -172,7 +180,8 @@ def import_entries(config: StoreConfig, key: str, entries: Sequence[ImportedEntr
     keys, common = config.common(key)
     args: list[Any] = list(common)
     for entry in entries:
-        payload = codec.encode_entry(entry.role, entry.content, entry.timestamp, entry.metadata)
+        moment = to_utc(entry.timestamp, "timestamp")
+        payload = codec.encode_entry(entry.role, entry.content, moment, entry.metadata)
         args += (codec.encode_message_id(entry.message_id), entry.entry_id, payload)
     reply = yield Run(lua_transfer.IMPORT_ENTRIES, keys.all(), tuple(args))
     status = int(reply[0])
@@ -184,3 +193,24 @@ def import_entries(config: StoreConfig, key: str, entries: Sequence[ImportedEntr
             f"(a later message is already stored): {as_text(reply[2])}"
         )
     return int(reply[1])
+
+
+def probe(config: StoreConfig) -> Plan[dict[str, bool]]:
+    """Whether Lua scripts and streams work (``doctor``); reads one key that is never written."""
+    lua_ok = (yield Run(lua_transfer.PROBE, (), ())) is not None
+    stream_ok = int((yield Call(("XLEN", f"{config.keyspace.namespace}:doctor-probe")))) == 0
+    return {"lua": lua_ok, "streams": stream_ok}
+
+
+def info_section(section: str) -> Plan[dict[str, str]]:
+    """``INFO section`` as a dict of its ``name:value`` lines (not on fakeredis)."""
+    raw = yield Call(("INFO", section), any_node=True)
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items()}
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and not name.startswith("#"):
+            out[name.strip()] = value.strip()
+    return out

@@ -17,6 +17,7 @@ from convstore.connections import ClientOptions
 from convstore.drivers import AsyncDriver, SyncDriver
 from convstore.errors import ConfigurationError
 from convstore.keys import KeySpace
+from convstore.monitoring import MetricsHook
 from convstore.plans import Retention, ServerInfo, StoreConfig
 from convstore.policies import DEFAULT_RETRY, Durability, RetryPolicy, WriteConcern
 from convstore.repositories import (
@@ -49,6 +50,7 @@ class _Store:
         wait_replicas: int = 0,
         durability: Durability = "default",
         wait_timeout: float = 1.0,
+        metrics_hook: MetricsHook | None = None,
     ) -> None:
         """Wrap an existing client (``decode_responses`` must be False).
 
@@ -58,7 +60,8 @@ class _Store:
         ``sessions.set_retention``. ``retry`` is the store's retry policy (None: no
         retries); redis-py's own retries on ``client`` are set to 0 so it is the only
         one. ``wait_replicas`` / ``durability`` / ``wait_timeout`` are the default
-        write concern (see :class:`WriteConcern`).
+        write concern (see :class:`WriteConcern`). ``metrics_hook`` receives this store's
+        measurements (besides the process-wide hook; see :mod:`convstore.monitoring`).
         """
         cluster = connections.inspect_client(client, use_async=self._async)
         if retry is not None and not isinstance(retry, RetryPolicy):
@@ -68,6 +71,7 @@ class _Store:
         connections.disable_client_retries(client)
         self.client = client
         self.retry = retry
+        self.metrics_hook = metrics_hook
         self.write_concern = WriteConcern(wait_replicas, durability, wait_timeout)
         read_timeout = connections.socket_timeout(client)
         if self.write_concern.active and read_timeout is not None and read_timeout <= wait_timeout:
@@ -111,6 +115,7 @@ class _Store:
         ssl_ca_certs: str | None = None,
         ssl_cert_reqs: Literal["none", "optional", "required"] | None = None,
         ssl_check_hostname: bool | None = None,
+        metrics_hook: MetricsHook | None = None,
     ) -> Self:
         """Connect by URL (``redis://``, ``rediss://``, ``unix://``; credentials in the URL).
 
@@ -142,6 +147,7 @@ class _Store:
             wait_replicas=wait_replicas,
             durability=durability,
             wait_timeout=wait_timeout,
+            metrics_hook=metrics_hook,
         )
 
     @classmethod
@@ -223,7 +229,11 @@ class ConversationStore(_Store):
 
     def _build(self) -> None:
         self._driver = SyncDriver(
-            self.client, retry=self.retry, concern=self.write_concern, cluster=self.config.cluster
+            self.client,
+            retry=self.retry,
+            concern=self.write_concern,
+            cluster=self.config.cluster,
+            metrics_hook=self.metrics_hook,
         )
         self.sessions = SessionRepository(self._driver, self.config)
         self.messages = MessageRepository(self._driver, self.config)
@@ -232,6 +242,11 @@ class ConversationStore(_Store):
     def driver(self) -> SyncDriver:
         """The driver the repositories use; adapters run their own plans through it."""
         return self._driver
+
+    def set_metrics_hook(self, hook: MetricsHook | None) -> None:
+        """Send this store's measurements to ``hook`` (None: only the process-wide hook)."""
+        self.metrics_hook = hook
+        self._driver.metrics_hook = hook
 
     def ping(self) -> bool:
         """True when the server answers; raises :class:`StoreUnavailable` when it cannot."""
@@ -274,6 +289,7 @@ class AsyncConversationStore(_Store):
             retry=self.retry,
             concern=self.write_concern,
             cluster=self.config.cluster,
+            metrics_hook=self.metrics_hook,
         )
         self.sessions = AsyncSessionRepository(self._driver, self.config)
         self.messages = AsyncMessageRepository(self._driver, self.config)
@@ -282,6 +298,11 @@ class AsyncConversationStore(_Store):
     def driver(self) -> AsyncDriver:
         """The driver the repositories use; adapters run their own plans through it."""
         return self._driver
+
+    def set_metrics_hook(self, hook: MetricsHook | None) -> None:
+        """Send this store's measurements to ``hook`` (None: only the process-wide hook)."""
+        self.metrics_hook = hook
+        self._driver.metrics_hook = hook
 
     async def ping(self) -> bool:
         """True when the server answers; raises :class:`StoreUnavailable` when it cannot."""

@@ -85,7 +85,7 @@ class OpenTelemetryHook:
         self._operations.add(1, common)
         if outcome != "ok":
             self._errors.add(1, {"operation": operation, "error": error})
-        if messages:
+        if messages and outcome == "ok":  # a refused append stored nothing
             self._messages.add(messages, {"operation": operation})
         if size:
             self._bytes.add(size, {"operation": operation})

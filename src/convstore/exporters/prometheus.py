@@ -59,7 +59,7 @@ class PrometheusHook:
         if outcome != "ok":
             self._errors.labels(operation, labels.get("error", "")).inc()
         messages, size = int(labels.get("messages") or 0), int(labels.get("bytes") or 0)
-        if messages:
+        if messages and outcome == "ok":  # a refused append stored nothing
             self._messages.labels(operation).inc(messages)
         if size:
             self._bytes.labels(operation).inc(size)

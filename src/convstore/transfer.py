@@ -26,7 +26,6 @@ from typing import Any, TextIO
 
 from convstore.errors import CodecError, ValidationError
 from convstore.models import PARTICIPANT_FIELDS, ConversationSession, to_utc
-from convstore.plans import Retention
 from convstore.plans import transfer as tp
 from convstore.store import ConversationStore
 
@@ -192,7 +191,18 @@ def export_jsonl(
     return report
 
 
-def _session_from(doc: dict[str, Any]) -> tuple[ConversationSession, Retention | None]:
+def _optional_int(raw: dict[str, Any], name: str) -> int | None:
+    value = raw.get(name)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise ValidationError(
+            f"retention.{name} must be a non-negative integer or null", field=name
+        )
+    return value
+
+
+def _session_from(
+    doc: dict[str, Any],
+) -> tuple[ConversationSession, tuple[int | None, int | None, int | None]]:
     data = dict(doc["session"])
     data["metadata"] = from_json_value(data.get("metadata", {}))
     data["participants"] = [
@@ -205,13 +215,9 @@ def _session_from(doc: dict[str, Any]) -> tuple[ConversationSession, Retention |
             field="key",
         )
     raw = doc.get("retention") or {}
-    max_age, ttl = raw.get("max_age_ms"), raw.get("ttl_ms")
-    retention = Retention(
-        raw.get("max_messages"),
-        None if max_age is None else max_age / 1000,
-        None if ttl is None else ttl / 1000,
-    )
-    return session, None if retention == Retention() else retention
+    names = ("max_messages", "max_age_ms", "ttl_ms")
+    mm, ma, ttl = (_optional_int(raw, name) for name in names)
+    return session, (mm, ma, ttl)
 
 
 def _entry_from(doc: dict[str, Any]) -> tp.ImportedEntry:
@@ -269,14 +275,14 @@ def import_jsonl(
             kind = doc.get("type")
             if kind == "session":
                 flush()
-                session, retention = _session_from(doc)
+                session, overrides = _session_from(doc)
                 current = driver.run(
                     tp.restore_session(
                         config,
                         session,
                         revision=int(doc["revision"]),
                         last_activity_us=int(doc["last_activity_us"]),
-                        retention=retention,
+                        overrides=overrides,
                     )
                 )
                 report.sessions += 1

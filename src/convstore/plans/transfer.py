@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from convstore import codec, lua_transfer
 from convstore.errors import SessionKeyConflict, StoreError
 from convstore.models import ConversationSession, to_utc
-from convstore.plans.config import Retention, StoreConfig
+from convstore.plans.config import StoreConfig
 from convstore.plans.indexes import cluster_index_sync, index_keys, missing_session, split_idx
 from convstore.plans.messages import decode_row
 from convstore.plans.sessions import session_identity
@@ -124,23 +124,18 @@ def restore_session(
     *,
     revision: int,
     last_activity_us: int,
-    retention: Retention | None,
+    overrides: tuple[int | None, int | None, int | None] = (None, None, None),
 ) -> Plan[str]:
     """Store ``session`` with the given revision and last activity (µs), idempotently.
 
-    A different session owning the key raises :class:`SessionKeyConflict`.
+    ``overrides``: the session's stored retention fields as :class:`SessionState` has them
+    (max messages, max age in ms, TTL in ms; None = the store default, 0 = none). A
+    different session owning the key raises :class:`SessionKeyConflict`.
     """
     session.validate()
     key = session.generate_session_key()
     keys, common = config.common(key)
     index = index_keys(config, session)
-    overrides = ("", "", "")
-    if retention is not None:
-        overrides = (
-            "" if retention.max_messages is None else str(retention.max_messages),
-            "" if retention.max_age is None else str(retention.ms("max_age")),
-            "" if retention.ttl is None else str(retention.ms("ttl")),
-        )
     reply = yield Run(
         lua_transfer.RESTORE_SESSION,
         keys.all(),
@@ -151,7 +146,7 @@ def restore_session(
             str(revision),
             str(last_activity_us),
             "\n".join(index),
-            *overrides,
+            *("" if value is None else str(int(value)) for value in overrides),
         ),
     )
     if int(reply[0]) == -2:

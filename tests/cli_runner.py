@@ -1,5 +1,6 @@
-"""Run the ``convstore`` command on a test backend: in process on fakeredis, else the
-installed entry point as a subprocess with ``--url`` (as a user runs it)."""
+"""Run the ``convstore`` command on a test backend: the installed entry point as a
+subprocess with ``--url`` (as a user runs it) on the real Redis, and in process (``main``
+with a store of the backend) on fakeredis and Valkey, which keeps the suite fast."""
 
 from __future__ import annotations
 
@@ -39,15 +40,20 @@ class Cli:
         namespace: str,
         server: fakeredis.FakeServer,
         capsys: pytest.CaptureFixture[str],
+        *,
+        subprocess: bool,
     ) -> None:
         self.url, self.namespace, self.server, self.capsys = url, namespace, server, capsys
+        self.subprocess = subprocess
 
     def __call__(self, *args: str, namespace: str | None = None, url: str | None = None) -> Result:
         ns = namespace or self.namespace
-        if self.url is None and url is None:
-            server = self.server
+        if not (self.subprocess or url is not None):
+            server, target = self.server, self.url
 
             def factory(parsed: Any) -> ConversationStore:
+                if target is not None:
+                    return ConversationStore.from_url(target, namespace=parsed.namespace or ns)
                 client = fakeredis.FakeRedis(server=server)
                 return ConversationStore(client, namespace=parsed.namespace or ns)
 

@@ -17,7 +17,6 @@ from convstore.errors import ConfigurationError
 from convstore.validation import optional_seconds
 
 __all__ = [
-    "DEFAULT_CLIENT_NAME",
     "ClientOptions",
     "NoSocketTimeoutWarning",
     "client_from_url",
@@ -74,10 +73,6 @@ class ClientOptions:
         return kwargs
 
 
-#: The connection name convstore's clients show in ``CLIENT LIST`` unless told otherwise.
-DEFAULT_CLIENT_NAME = "convstore"
-
-
 def library_info() -> dict[str, Any]:
     """redis-py's own options naming convstore as its upstream library.
 
@@ -106,11 +101,11 @@ def client_from_url(
 ) -> Any:
     """A client for ``redis://``, ``rediss://`` or ``unix://`` URLs (credentials included).
 
-    It shows in ``CLIENT LIST`` as ``client_name`` (default ``"convstore"``), and, on
-    standalone servers from 7.2 on, with convstore in its library name.
+    On standalone servers from 7.2 on it shows in ``CLIENT LIST`` with convstore in its
+    library name; ``client_name`` (``CLIENT SETNAME``, every version) is opt-in, because an
+    ACL user without ``client|setname`` could not connect at all with one.
     """
     kwargs = {**(options or ClientOptions()).redis_kwargs(url), "decode_responses": False}
-    kwargs.setdefault("client_name", DEFAULT_CLIENT_NAME)
     if not cluster:
         kwargs.update(library_info())
     if cluster:

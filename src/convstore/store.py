@@ -71,7 +71,7 @@ class _Store:
         connections.disable_client_retries(client)
         self.client = client
         self.retry = retry
-        self.metrics_hook = metrics_hook
+        self._metrics_hook = metrics_hook
         self.write_concern = WriteConcern(wait_replicas, durability, wait_timeout)
         read_timeout = connections.socket_timeout(client)
         if self.write_concern.active and read_timeout is not None and read_timeout <= wait_timeout:
@@ -86,6 +86,18 @@ class _Store:
 
     def _build(self) -> None:
         raise NotImplementedError
+
+    @property
+    def metrics_hook(self) -> MetricsHook | None:
+        """This store's own metrics hook (besides the process-wide one); assign to change it."""
+        return self._metrics_hook
+
+    @metrics_hook.setter
+    def metrics_hook(self, hook: MetricsHook | None) -> None:
+        self._metrics_hook = hook
+        driver = self.__dict__.get("_driver")
+        if driver is not None:
+            driver.metrics_hook = hook
 
     @property
     def namespace(self) -> str:
@@ -243,11 +255,6 @@ class ConversationStore(_Store):
         """The driver the repositories use; adapters run their own plans through it."""
         return self._driver
 
-    def set_metrics_hook(self, hook: MetricsHook | None) -> None:
-        """Send this store's measurements to ``hook`` (None: only the process-wide hook)."""
-        self.metrics_hook = hook
-        self._driver.metrics_hook = hook
-
     def ping(self) -> bool:
         """True when the server answers; raises :class:`StoreUnavailable` when it cannot."""
         return self._driver.run(plans.ping(self.config))
@@ -298,11 +305,6 @@ class AsyncConversationStore(_Store):
     def driver(self) -> AsyncDriver:
         """The driver the repositories use; adapters run their own plans through it."""
         return self._driver
-
-    def set_metrics_hook(self, hook: MetricsHook | None) -> None:
-        """Send this store's measurements to ``hook`` (None: only the process-wide hook)."""
-        self.metrics_hook = hook
-        self._driver.metrics_hook = hook
 
     async def ping(self) -> bool:
         """True when the server answers; raises :class:`StoreUnavailable` when it cannot."""

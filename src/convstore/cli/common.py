@@ -84,7 +84,6 @@ class Context:
             namespace=namespace,
             retry=CLI_RETRY,
             socket_connect_timeout=3.0,
-            client_name="convstore-cli",
         )
 
 

@@ -17,6 +17,7 @@ from convstore.connections import ClientOptions
 from convstore.drivers import AsyncDriver, SyncDriver
 from convstore.errors import ConfigurationError, ValidationError
 from convstore.keys import KeySpace
+from convstore.monitoring import MetricsHook
 from convstore.plans import Limits, Retention, ServerInfo, StoreConfig
 from convstore.policies import DEFAULT_RETRY, Durability, RetryPolicy, WriteConcern
 from convstore.repositories import (
@@ -50,6 +51,7 @@ class _Store:
         durability: Durability = "default",
         wait_timeout: float = 1.0,
         limits: Limits | None = None,
+        metrics_hook: MetricsHook | None = None,
     ) -> None:
         """Wrap an existing client (``decode_responses`` must be False).
 
@@ -61,6 +63,8 @@ class _Store:
         one. ``wait_replicas`` / ``durability`` / ``wait_timeout`` are the default
         write concern (see :class:`WriteConcern`). ``limits`` (:class:`Limits`) bounds what
         is written, checked before anything is sent, and what reads accept.
+        ``metrics_hook`` receives this store's measurements (besides the process-wide hook;
+        see :mod:`convstore.monitoring`).
         """
         if limits is not None and not isinstance(limits, Limits):
             raise ValidationError(
@@ -74,6 +78,7 @@ class _Store:
         connections.disable_client_retries(client)
         self.client = client
         self.retry = retry
+        self._metrics_hook = metrics_hook
         self.write_concern = WriteConcern(wait_replicas, durability, wait_timeout)
         read_timeout = connections.socket_timeout(client)
         if self.write_concern.active and read_timeout is not None and read_timeout <= wait_timeout:
@@ -91,6 +96,18 @@ class _Store:
 
     def _build(self) -> None:
         raise NotImplementedError
+
+    @property
+    def metrics_hook(self) -> MetricsHook | None:
+        """This store's own metrics hook (besides the process-wide one); assign to change it."""
+        return self._metrics_hook
+
+    @metrics_hook.setter
+    def metrics_hook(self, hook: MetricsHook | None) -> None:
+        self._metrics_hook = hook
+        driver = self.__dict__.get("_driver")
+        if driver is not None:
+            driver.metrics_hook = hook
 
     @property
     def namespace(self) -> str:
@@ -121,6 +138,7 @@ class _Store:
         ssl_cert_reqs: Literal["none", "optional", "required"] | None = None,
         ssl_check_hostname: bool | None = None,
         limits: Limits | None = None,
+        metrics_hook: MetricsHook | None = None,
     ) -> Self:
         """Connect by URL (``redis://``, ``rediss://``, ``unix://``; credentials in the URL).
 
@@ -153,6 +171,7 @@ class _Store:
             durability=durability,
             wait_timeout=wait_timeout,
             limits=limits,
+            metrics_hook=metrics_hook,
         )
 
     @classmethod
@@ -247,7 +266,11 @@ class ConversationStore(_Store):
 
     def _build(self) -> None:
         self._driver = SyncDriver(
-            self.client, retry=self.retry, concern=self.write_concern, cluster=self.config.cluster
+            self.client,
+            retry=self.retry,
+            concern=self.write_concern,
+            cluster=self.config.cluster,
+            metrics_hook=self.metrics_hook,
         )
         self.sessions = SessionRepository(self._driver, self.config)
         self.messages = MessageRepository(self._driver, self.config)
@@ -298,6 +321,7 @@ class AsyncConversationStore(_Store):
             retry=self.retry,
             concern=self.write_concern,
             cluster=self.config.cluster,
+            metrics_hook=self.metrics_hook,
         )
         self.sessions = AsyncSessionRepository(self._driver, self.config)
         self.messages = AsyncMessageRepository(self._driver, self.config)

@@ -83,7 +83,8 @@ def _wrapped(
     step = next(plan)
     while True:
         if isinstance(step, Run) and step.script is inner:
-            step = Run(outer, (*step.keys, *keys), (str(len(step.args)), *step.args, *extra))
+            args = (str(len(step.args)), *step.args, *extra)
+            step = Run(outer, (*step.keys, *keys), args, messages=step.messages)
             reply = yield step
             if int(reply[0]) == lua_adk.STALE:
                 raise Stale(as_text(reply[1]))

@@ -171,7 +171,7 @@ def append_messages(
     ]
     for _, ms, payload, stored_id, tools in prepared:
         args += (stored_id, ms, payload, tools)
-    reply = yield Run(lua.APPEND, keys.all(), tuple(args))
+    reply = yield Run(lua.APPEND, keys.all(), tuple(args), messages=len(prepared))
     status = yield from session_status(config, reply, key)  # damage refuses before any write
     if status == STALE:
         raise StaleAppend(key, expected, as_text(reply[1]))

@@ -35,12 +35,14 @@ from convstore.errors import (
     UnexpectedReply,
     ValidationError,
 )
+from convstore.follow import AsyncFollower, FollowedMessage, Follower
 from convstore.health import (
     check_data_consistency,
     data_consistency_problems,
     model_health_problems,
     validate_models_health,
 )
+from convstore.inbox import AsyncInbox, AsyncInboxDelivery, Inbox, InboxDelivery
 from convstore.keys import MAX_SESSION_KEY_LENGTH, KeySpace
 from convstore.migration import (
     CURRENT_SCHEMA_VERSION,
@@ -65,6 +67,8 @@ from convstore.models import (
 )
 from convstore.monitoring import set_metrics_hook
 from convstore.plans import AppendResult, HistoryPage, Retention, ServerInfo, SessionPage
+from convstore.plans.config import InboxSettings
+from convstore.plans.inbox import DeadLetter
 from convstore.policies import DEFAULT_RETRY, RetryPolicy, WriteConcern
 from convstore.store import AsyncConversationStore, ConversationStore
 
@@ -75,6 +79,9 @@ __all__ = [
     "AgentCommunicationMessage",
     "AppendResult",
     "AsyncConversationStore",
+    "AsyncFollower",
+    "AsyncInbox",
+    "AsyncInboxDelivery",
     "AuthenticationFailed",
     "ClientOptions",
     "ClusterError",
@@ -85,9 +92,15 @@ __all__ = [
     "ConversationSession",
     "ConversationStore",
     "ConvstoreError",
+    "DeadLetter",
     "DurabilityNotMet",
     "DurabilityUnsupported",
+    "FollowedMessage",
+    "Follower",
     "HistoryPage",
+    "Inbox",
+    "InboxDelivery",
+    "InboxSettings",
     "KeySpace",
     "MessageType",
     "NoSocketTimeoutWarning",

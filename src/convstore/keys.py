@@ -11,6 +11,10 @@ Layout, for namespace ``ns`` and a session key ``k`` encoded as ``E(k)``::
     ns:idx:all              ZSET    session keys by last activity (ms)
     ns:idx:type:T           ZSET    ... of one session type
     ns:idx:participant:E(p) ZSET    ... with one participant
+    ns:inbox:{E(r)}:stream  STREAM  recipient r's inbox (consumer groups read it)
+    ns:inbox:{E(r)}:ids     HASH    delivery dedup: session key + message_id -> inbox entry id
+    ns:inbox:{E(r)}:dead    STREAM  r's dead letters (with the reason)
+    ns:outbox               ZSET    session keys with deliveries to check, by last append (ms)
 
 ``E`` percent-encodes ``%``, ``{``, ``}`` and newline, so the braces of the hash
 tag are always ours, two different session keys (or namespaces) never share a
@@ -25,7 +29,7 @@ from functools import lru_cache
 
 from convstore.errors import ValidationError
 
-__all__ = ["MAX_SESSION_KEY_LENGTH", "KeySpace", "SessionKeys", "encode_component"]
+__all__ = ["MAX_SESSION_KEY_LENGTH", "InboxKeys", "KeySpace", "SessionKeys", "encode_component"]
 
 #: Longest accepted session key, in characters (a Redis key stays under ~13 KiB).
 MAX_SESSION_KEY_LENGTH = 1024
@@ -66,6 +70,19 @@ class SessionKeys:
         return (self.session, self.messages, self.ids, self.checkpoints, self.writes, self.task)
 
 
+@dataclass(frozen=True, slots=True)
+class InboxKeys:
+    """The keys of one recipient's inbox; they share one hash tag (one cluster slot), which
+    is not the slot of any session's keys in general: delivery never spans two slots."""
+
+    stream: str
+    ids: str
+    dead: str
+
+    def all(self) -> tuple[str, str, str]:
+        return (self.stream, self.ids, self.dead)
+
+
 @lru_cache(maxsize=8192)
 def _session_keys(namespace: str, session_key: str) -> SessionKeys:
     """Cached: every operation needs these names and building them is pure."""
@@ -89,6 +106,14 @@ class KeySpace:
 
     def session(self, session_key: str) -> SessionKeys:
         return _session_keys(self.namespace, session_key)
+
+    def inbox(self, recipient_id: str) -> InboxKeys:
+        base = f"{self.namespace}:inbox:{{{encode_component(recipient_id, 'recipient_id')}}}:"
+        return InboxKeys(base + "stream", base + "ids", base + "dead")
+
+    @property
+    def outbox(self) -> str:
+        return f"{self.namespace}:outbox"
 
     @property
     def index_all(self) -> str:

@@ -12,8 +12,10 @@ from typing import Any
 
 from convstore import plans
 from convstore.drivers import AsyncDriver, SyncDriver
+from convstore.follow import AsyncFollower, Follower
 from convstore.models import AgentCommunicationMessage, ConversationSession
 from convstore.plans import AppendResult, HistoryPage, Retention, SessionPage, StoreConfig
+from convstore.plans.inbox import append_plan
 
 __all__ = [
     "AsyncMessageRepository",
@@ -102,14 +104,14 @@ class MessageRepository(_Repository):
 
         ``wait_replicas`` overrides the store's write concern for this call.
         """
-        plan = plans.append_messages(self._config, key, (message,))
+        plan = append_plan(self._config, key, (message,))
         return self._driver.run(plan, wait_replicas=wait_replicas)[0]
 
     def append_many(
         self, key: str, messages: Iterable[Message], *, wait_replicas: int | None = None
     ) -> list[AppendResult]:
         """Store several messages in one round trip, all or nothing (retried as one)."""
-        plan = plans.append_messages(self._config, key, messages)
+        plan = append_plan(self._config, key, messages)
         return self._driver.run(plan, wait_replicas=wait_replicas)
 
     def history(
@@ -135,6 +137,22 @@ class MessageRepository(_Repository):
         """Agent messages, filtered first, then the newest ``limit``, oldest first."""
         return self._driver.run(
             plans.agent_messages(self._config, key, message_types, sender_id, limit)
+        )
+
+    def follow(
+        self, key: str, *, after: str | None = None, wait: float | None = None, batch: int = 100
+    ) -> Follower:
+        """A live tail: iterate the messages appended after ``after`` (an entry id; None:
+        from now on) as they arrive. Blocks on a connection of its own; ends on ``close()``
+        or after ``wait`` seconds without a message. ``follower.cursor`` resumes it."""
+        return Follower(
+            self._driver,
+            self._driver.client,
+            self._config,
+            key,
+            after=after,
+            wait=wait,
+            batch=batch,
         )
 
     def count(self, key: str) -> int:
@@ -204,13 +222,13 @@ class AsyncMessageRepository(_Repository):
     async def append(
         self, key: str, message: Message, *, wait_replicas: int | None = None
     ) -> AppendResult:
-        plan = plans.append_messages(self._config, key, (message,))
+        plan = append_plan(self._config, key, (message,))
         return (await self._driver.run(plan, wait_replicas=wait_replicas))[0]
 
     async def append_many(
         self, key: str, messages: Iterable[Message], *, wait_replicas: int | None = None
     ) -> list[AppendResult]:
-        plan = plans.append_messages(self._config, key, messages)
+        plan = append_plan(self._config, key, messages)
         return await self._driver.run(plan, wait_replicas=wait_replicas)
 
     async def history(
@@ -235,6 +253,20 @@ class AsyncMessageRepository(_Repository):
     ) -> list[AgentCommunicationMessage]:
         return await self._driver.run(
             plans.agent_messages(self._config, key, message_types, sender_id, limit)
+        )
+
+    def follow(
+        self, key: str, *, after: str | None = None, wait: float | None = None, batch: int = 100
+    ) -> AsyncFollower:
+        """Async twin of ``MessageRepository.follow`` (an async iterator; cancellation ends it)."""
+        return AsyncFollower(
+            self._driver,
+            self._driver.client,
+            self._config,
+            key,
+            after=after,
+            wait=wait,
+            batch=batch,
         )
 
     async def count(self, key: str) -> int:

@@ -16,8 +16,11 @@ from convstore import connections, embedded_server, plans
 from convstore.connections import ClientOptions
 from convstore.drivers import AsyncDriver, SyncDriver
 from convstore.errors import ConfigurationError
+from convstore.inbox import AsyncInbox, Inbox
+from convstore.inboxes import DEFAULT_GROUP, AsyncInboxRepository, InboxRepository
 from convstore.keys import KeySpace
 from convstore.plans import Retention, ServerInfo, StoreConfig
+from convstore.plans.config import InboxSettings
 from convstore.policies import DEFAULT_RETRY, Durability, RetryPolicy, WriteConcern
 from convstore.repositories import (
     AsyncMessageRepository,
@@ -30,6 +33,16 @@ __all__ = ["DEFAULT_NAMESPACE", "AsyncConversationStore", "ConversationStore"]
 
 DEFAULT_NAMESPACE = "convstore"
 Seconds = float | timedelta | None
+
+
+def _inbox_settings(inboxes: bool | InboxSettings) -> InboxSettings:
+    if isinstance(inboxes, InboxSettings):
+        return inboxes
+    if not isinstance(inboxes, bool):
+        raise ConfigurationError(
+            f"inboxes must be True, False or an InboxSettings, got {type(inboxes).__name__}"
+        )
+    return InboxSettings(deliver=inboxes)
 
 
 class _Store:
@@ -49,6 +62,7 @@ class _Store:
         wait_replicas: int = 0,
         durability: Durability = "default",
         wait_timeout: float = 1.0,
+        inboxes: bool | InboxSettings = False,
     ) -> None:
         """Wrap an existing client (``decode_responses`` must be False).
 
@@ -58,7 +72,9 @@ class _Store:
         ``sessions.set_retention``. ``retry`` is the store's retry policy (None: no
         retries); redis-py's own retries on ``client`` are set to 0 so it is the only
         one. ``wait_replicas`` / ``durability`` / ``wait_timeout`` are the default
-        write concern (see :class:`WriteConcern`).
+        write concern (see :class:`WriteConcern`). ``inboxes=True`` (or an
+        :class:`InboxSettings`) delivers every appended agent message to its recipient's
+        inbox (see ``store.inbox``).
         """
         cluster = connections.inspect_client(client, use_async=self._async)
         if retry is not None and not isinstance(retry, RetryPolicy):
@@ -76,7 +92,10 @@ class _Store:
                 f"socket_timeout ({read_timeout:g} s): WAIT/WAITAOF can block that long"
             )
         self.config = StoreConfig(
-            KeySpace(namespace), Retention(max_messages, max_age, ttl), cluster=cluster
+            KeySpace(namespace),
+            Retention(max_messages, max_age, ttl),
+            cluster=cluster,
+            inbox=_inbox_settings(inboxes),
         )
         self._build()
 
@@ -111,6 +130,7 @@ class _Store:
         ssl_ca_certs: str | None = None,
         ssl_cert_reqs: Literal["none", "optional", "required"] | None = None,
         ssl_check_hostname: bool | None = None,
+        inboxes: bool | InboxSettings = False,
     ) -> Self:
         """Connect by URL (``redis://``, ``rediss://``, ``unix://``; credentials in the URL).
 
@@ -142,6 +162,7 @@ class _Store:
             wait_replicas=wait_replicas,
             durability=durability,
             wait_timeout=wait_timeout,
+            inboxes=inboxes,
         )
 
     @classmethod
@@ -155,6 +176,7 @@ class _Store:
         ttl: Seconds = None,
         path: str | os.PathLike[str] | None = None,
         appendfsync: embedded_server.Fsync | None = None,
+        inboxes: bool | InboxSettings = False,
     ) -> Self:
         """An in-process Redis (needs ``convstore[embedded]``); nothing leaves the process.
 
@@ -170,7 +192,12 @@ class _Store:
                 raise ConfigurationError("appendfsync applies to embedded(path=...) only")
             client = connections.embedded_client(use_async=cls._async, server=server)
             return cls(
-                client, namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl
+                client,
+                namespace=namespace,
+                max_messages=max_messages,
+                max_age=max_age,
+                ttl=ttl,
+                inboxes=inboxes,
             )
         if server is not None:
             raise ConfigurationError("embedded() takes a fakeredis server or a path, not both")
@@ -178,7 +205,12 @@ class _Store:
         try:
             client = connections.client_from_url(attachment.url, use_async=cls._async)
             store = cls(
-                client, namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl
+                client,
+                namespace=namespace,
+                max_messages=max_messages,
+                max_age=max_age,
+                ttl=ttl,
+                inboxes=inboxes,
             )
         except BaseException:
             attachment.release()
@@ -195,6 +227,7 @@ class _Store:
         max_age: Seconds = None,
         ttl: Seconds = None,
         retry: RetryPolicy | None = DEFAULT_RETRY,
+        inboxes: bool | InboxSettings = False,
     ) -> Self:
         """``REDIS_URL`` when set (with ``from_url``'s defaults), otherwise the embedded store.
 
@@ -210,9 +243,14 @@ class _Store:
                 max_age=max_age,
                 ttl=ttl,
                 retry=retry,
+                inboxes=inboxes,
             )
         return cls.embedded(
-            namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl
+            namespace=namespace,
+            max_messages=max_messages,
+            max_age=max_age,
+            ttl=ttl,
+            inboxes=inboxes,
         )
 
 
@@ -227,6 +265,24 @@ class ConversationStore(_Store):
         )
         self.sessions = SessionRepository(self._driver, self.config)
         self.messages = MessageRepository(self._driver, self.config)
+        self.inboxes = InboxRepository(self._driver, self.config)
+
+    def inbox(
+        self,
+        recipient_id: str,
+        *,
+        group: str = DEFAULT_GROUP,
+        consumer: str | None = None,
+        batch: int = 16,
+        claim_idle: float = 30.0,
+        max_deliveries: int = 5,
+        wait: float | None = None,
+    ) -> Inbox:
+        """A blocking iterator over ``recipient_id``'s inbox: see ``InboxRepository.consume``."""
+        return self.inboxes.consume(
+            recipient_id, group=group, consumer=consumer, batch=batch, claim_idle=claim_idle,
+            max_deliveries=max_deliveries, wait=wait,
+        )  # fmt: skip
 
     @property
     def driver(self) -> SyncDriver:
@@ -277,6 +333,24 @@ class AsyncConversationStore(_Store):
         )
         self.sessions = AsyncSessionRepository(self._driver, self.config)
         self.messages = AsyncMessageRepository(self._driver, self.config)
+        self.inboxes = AsyncInboxRepository(self._driver, self.config)
+
+    def inbox(
+        self,
+        recipient_id: str,
+        *,
+        group: str = DEFAULT_GROUP,
+        consumer: str | None = None,
+        batch: int = 16,
+        claim_idle: float = 30.0,
+        max_deliveries: int = 5,
+        wait: float | None = None,
+    ) -> AsyncInbox:
+        """An async iterator over ``recipient_id``'s inbox: see ``InboxRepository.consume``."""
+        return self.inboxes.consume(
+            recipient_id, group=group, consumer=consumer, batch=batch, claim_idle=claim_idle,
+            max_deliveries=max_deliveries, wait=wait,
+        )  # fmt: skip
 
     @property
     def driver(self) -> AsyncDriver:

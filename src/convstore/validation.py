@@ -6,6 +6,7 @@ or raises :class:`ValidationError` naming the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = [
     "optional_seconds",
     "positive_int",
     "str_dict",
+    "stream_id_or_none",
 ]
 
 
@@ -40,6 +42,18 @@ def positive_int(value: object, field: str) -> int:
     if not _is_int(value) or value < 1:  # type: ignore[operator]
         raise ValidationError(f"{field} must be a positive integer", field=field)
     return value  # type: ignore[return-value]
+
+
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+
+
+def stream_id_or_none(value: object, field: str) -> str | None:
+    """``None`` or a full Redis stream entry id (``"1700000000000-0"``), used as a cursor."""
+    if value is not None and not (isinstance(value, str) and _STREAM_ID.fullmatch(value)):
+        raise ValidationError(
+            f"{field} must be a stream entry id like '0-0', got {value!r}", field=field
+        )
+    return value
 
 
 def optional_positive_int(value: object, field: str) -> int | None:

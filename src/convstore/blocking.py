@@ -123,6 +123,7 @@ class AsyncBlockingConnection:
         disable_client_retries(self._client)
         self._reconnect = _Reconnect(retry, what)
         self.reconnects = 0
+        self._closed = False
 
     async def call(self, *args: Any) -> Any:
         while True:
@@ -134,10 +135,14 @@ class AsyncBlockingConnection:
                 self.reconnects += 1
                 continue
             except asyncio.CancelledError:
-                await asyncio.shield(self._drop())  # a half-read reply: the connection is done
+                await self.aclose()  # a half-read reply: this connection is done
                 raise
             except rex.RedisError as exc:
                 raise translate(exc, self._reconnect.what) from exc
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # a client that swallowed the
+                await self.aclose()  # cancellation (fakeredis's blocking reads): honour it
+                raise asyncio.CancelledError
             self._reconnect.failures = 0
             return reply
 
@@ -147,6 +152,10 @@ class AsyncBlockingConnection:
             await connection.disconnect()
 
     async def aclose(self) -> None:
+        """Close for good; safe to call twice (cancellation closes it, then the iterator)."""
+        if self._closed:
+            return
+        self._closed = True
         await self._drop()
         await self._client.aclose()
         if self._own_pool is not None:

@@ -172,14 +172,18 @@ class AsyncFollower:
                 self._conn = AsyncBlockingConnection(
                     self._client, s.stream, self._driver.retry, "follow"
                 )
-            s.hold(await self._conn.call(*s.read_args(deadline, self._conn.block_ms)))
+            try:
+                s.hold(await self._conn.call(*s.read_args(deadline, self._conn.block_ms)))
+            except asyncio.CancelledError:
+                self._conn = None  # closed by the cancellation; a later read opens a new one
+                raise
         return s.take()
 
     async def aclose(self) -> None:
         self._state.closed = True
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            await asyncio.shield(conn.aclose())
+            await conn.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -4,7 +4,7 @@
 ``XREADGROUP BLOCK`` on a connection of its own (``convstore.blocking``). Each item is an
 :class:`InboxDelivery` (or :class:`AsyncInboxDelivery`): the typed message, its session
 key and entry ids, and ``ack()``. An unacknowledged entry stays pending; after
-``claim_idle`` seconds another consumer of the group reclaims it (``XAUTOCLAIM``); after
+``claim_idle`` seconds another consumer of the group reclaims it (``XPENDING IDLE`` + ``XCLAIM``); after
 ``max_deliveries`` deliveries it goes to the dead letters with the reason instead. At most
 ``batch`` entries are held by the iterator at a time (backpressure).
 """
@@ -252,7 +252,7 @@ class Inbox:
 
     def _fill(self, deadline: float | None) -> None:
         s = self._state
-        if time.monotonic() >= s.next_claim:
+        if not s.own_pending and time.monotonic() >= s.next_claim:
             rows, _ = self._driver.run(s.reclaim_plan())
             self._hold(rows, claimed=True)
             if s.held:
@@ -340,7 +340,7 @@ class AsyncInbox:
 
     async def _fill(self, deadline: float | None) -> None:
         s = self._state
-        if time.monotonic() >= s.next_claim:
+        if not s.own_pending and time.monotonic() >= s.next_claim:
             rows, _ = await self._driver.run(s.reclaim_plan())
             await self._hold(rows, claimed=True)
             if s.held:
@@ -350,7 +350,11 @@ class AsyncInbox:
                 self._client, s.stream, self._driver.retry, "inbox read"
             )
         before = self._conn.reconnects
-        reply = await self._conn.call(*s.read_args(deadline, self._conn.block_ms))
+        try:
+            reply = await self._conn.call(*s.read_args(deadline, self._conn.block_ms))
+        except asyncio.CancelledError:
+            self._conn = None  # closed by the cancellation; a later read opens a new one
+            raise
         await self._hold(s.after_read(reply, self._conn.reconnects != before), claimed=False)
 
     async def _hold(self, rows: list[Any], *, claimed: bool) -> None:
@@ -367,7 +371,7 @@ class AsyncInbox:
         self._state.closed = True
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            await asyncio.shield(conn.aclose())
+            await conn.aclose()
 
     async def __aenter__(self) -> Self:
         return self

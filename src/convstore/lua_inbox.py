@@ -170,20 +170,25 @@ INBOX_RECLAIM = Script(
     _DEAD
     + r"""
 -- ARGV[1] group, [2] consumer, [3] min idle ms, [4] most entries, [5] max deliveries,
--- [6] dead-letter cap. Entries idle that long and delivered max-deliveries times go to
--- the dead letters; then XAUTOCLAIM hands this consumer up to [4] of the rest.
+-- [6] dead-letter cap. Of the entries idle that long and held by *other* consumers (this
+-- one still holds its own), those delivered max-deliveries times go to the dead letters
+-- and the rest are claimed for this consumer (what XAUTOCLAIM does, minus our own).
 -- Reply {claimed rows, how many were dead-lettered}.
 local group, consumer, idle, most = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local limit, buried = tonumber(ARGV[5]), 0
+local limit, buried, ids = tonumber(ARGV[5]), 0, {}
 for _, p in ipairs(redis.call('XPENDING', I, group, 'IDLE', idle, '-', '+', most)) do
-  if tonumber(p[4]) >= limit then
-    bury(p[1], fields_of(p[1]), 'max-deliveries: delivered ' .. p[4] .. ' times without ack',
-         group, p[2], p[4], tonumber(ARGV[6]))
-    buried = buried + 1
+  if p[2] ~= consumer then
+    if tonumber(p[4]) >= limit then
+      bury(p[1], fields_of(p[1]), 'max-deliveries: delivered ' .. p[4] .. ' times without ack',
+           group, p[2], p[4], tonumber(ARGV[6]))
+      buried = buried + 1
+    else
+      ids[#ids + 1] = p[1]
+    end
   end
 end
-local claimed = redis.call('XAUTOCLAIM', I, group, consumer, idle, '0-0', 'COUNT', most)
-return {claimed[2], buried}
+if #ids == 0 then return {{}, buried} end
+return {redis.call('XCLAIM', I, group, consumer, idle, unpack(ids)), buried}
 """,
 )
 

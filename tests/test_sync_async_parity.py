@@ -1,16 +1,22 @@
 """The sync and async APIs are twins: same public names, same signatures, async = coroutines.
 
 As httpcore checks its sync side against its async side. The only renamed pairs are the
-asyncio conventions: ``close``/``aclose`` and the context-manager methods.
+context-manager methods. Both stores have ``close`` and ``aclose``: on the sync store
+``aclose`` is the awaitable twin of its blocking ``close``; on the async store both are
+awaitable (``BOTH_AWAITABLE``), so either name works in either kind of code.
 """
 
 from __future__ import annotations
 
 import inspect
+import types
 
 import pytest
 
 from convstore import AsyncConversationStore, ConversationStore
+from convstore.follow import AsyncFollower, Follower
+from convstore.inbox import AsyncInbox, AsyncInboxDelivery, Inbox, InboxDelivery
+from convstore.inboxes import AsyncInboxRepository, InboxRepository
 from convstore.repositories import (
     AsyncMessageRepository,
     AsyncSessionRepository,
@@ -22,8 +28,17 @@ PAIRS = [
     (ConversationStore, AsyncConversationStore),
     (SessionRepository, AsyncSessionRepository),
     (MessageRepository, AsyncMessageRepository),
+    (InboxRepository, AsyncInboxRepository),
+    (Inbox, AsyncInbox),
+    (InboxDelivery, AsyncInboxDelivery),
+    (Follower, AsyncFollower),
 ]
-RENAMED = {"close": "aclose", "__enter__": "__aenter__", "__exit__": "__aexit__"}
+#: Methods that hand back an iterator: a plain function on both sides (the async one
+#: returns an async iterator, used with ``async for``).
+ITERATORS = {"follow", "inbox", "consume"}
+RENAMED = {"__enter__": "__aenter__", "__exit__": "__aexit__"}
+#: Awaitable on both stores (the sync store's blocking close is ``close``).
+BOTH_AWAITABLE = {"aclose"}
 
 
 def public(cls: type) -> dict[str, object]:
@@ -50,15 +65,27 @@ def test_same_signatures_and_async_methods_are_coroutines(sync: type, aio: type)
     for name, member in public(sync).items():
         twin = aio_members[RENAMED.get(name, name)]
         assert type(member) is type(twin), name  # property/classmethod/function alike
-        if isinstance(member, property):
-            continue
+        if isinstance(member, property | types.MemberDescriptorType):
+            continue  # attributes: same kind on both sides is all there is to check
         assert _signature(member) == _signature(twin), name
-        if inspect.isfunction(member) and name not in ("__init__",):
-            assert not inspect.iscoroutinefunction(member), f"sync {name} is a coroutine"
+        if inspect.isfunction(member) and name in ITERATORS:
+            assert not inspect.iscoroutinefunction(twin), f"async {name} must return an iterator"
+        elif inspect.isfunction(member) and name not in ("__init__",):
+            if name in BOTH_AWAITABLE:
+                assert inspect.iscoroutinefunction(member), f"sync {name} is not awaitable"
+            else:
+                assert not inspect.iscoroutinefunction(member), f"sync {name} is a coroutine"
             assert inspect.iscoroutinefunction(twin), f"async {name} is not a coroutine"
+
+
+def test_both_stores_close_both_ways() -> None:
+    for cls in (ConversationStore, AsyncConversationStore, Inbox, AsyncInbox, Follower):
+        assert {"close", "aclose"} <= set(public(cls)), cls.__name__
 
 
 def test_the_comparison_sees_the_main_methods() -> None:
     """Guard against public() finding nothing (which would make the checks above vacuous)."""
     sync_store_methods = set(public(SessionRepository)) | set(public(MessageRepository))
     assert {"create", "save", "get", "list", "append", "history", "page"} <= sync_store_methods
+    assert "follow" in public(MessageRepository) and "inbox" in public(ConversationStore)
+    assert {"ack", "reject"} <= set(public(InboxDelivery))

@@ -125,6 +125,10 @@ class Follower:
             self._conn.close()
             self._conn = None
 
+    async def aclose(self) -> None:
+        """The same as :meth:`close`, awaitable (as on the stores)."""
+        self.close()
+
     def __enter__(self) -> Self:
         return self
 
@@ -184,6 +188,10 @@ class AsyncFollower:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.aclose()
+
+    async def close(self) -> None:
+        """The same as :meth:`aclose` (as on the stores)."""
+        await self.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -283,6 +283,10 @@ class Inbox:
             self._conn.close()
             self._conn = None
 
+    async def aclose(self) -> None:
+        """The same as :meth:`close`, awaitable (as on the stores)."""
+        self.close()
+
     def __enter__(self) -> Self:
         return self
 
@@ -372,6 +376,10 @@ class AsyncInbox:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.aclose()
+
+    async def close(self) -> None:
+        """The same as :meth:`aclose` (as on the stores)."""
+        await self.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -29,7 +29,9 @@ ROLES = {"mc_1": ("master_controller", None), "agent_writer": ("agent", "writer"
 ROLES["agent_researcher"] = ("agent", "researcher")
 
 
-def agent_message(key: str, mid: str, sender: str, recipient: str, text: str) -> AgentCommunicationMessage:
+def agent_message(
+    key: str, mid: str, sender: str, recipient: str, text: str
+) -> AgentCommunicationMessage:
     s_type, s_role = ROLES[sender]
     r_type, r_role = ROLES[recipient]
     return AgentCommunicationMessage(
@@ -113,7 +115,9 @@ def test_order_is_kept_per_session_and_sender(
     for key in keys:
         for sender in ("agent_writer", "mc_1"):
             mine = [d for d in got if d.session_key == key and d.message.sender_id == sender]
-            assert [int(d.message.content) for d in mine] == sorted(int(d.message.content) for d in mine)
+            assert [int(d.message.content) for d in mine] == sorted(
+                int(d.message.content) for d in mine
+            )
             ids = [tuple(map(int, d.session_entry_id.split("-"))) for d in mine]
             assert ids == sorted(ids)
 
@@ -181,7 +185,9 @@ def test_the_next_append_delivers_what_a_crash_left_first(
     assert ids == sorted(ids)
 
 
-def test_dead_letter_after_max_deliveries(istore: ConversationStore, make_session: SessionFactory) -> None:
+def test_dead_letter_after_max_deliveries(
+    istore: ConversationStore, make_session: SessionFactory
+) -> None:
     key = new_session(istore, make_session)
     istore.messages.append(key, agent_message(key, "poison", "mc_1", "agent_writer", "boom"))
     options = {"claim_idle": 0.05, "max_deliveries": 2, "batch": 1}

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     importer.add_argument("--namespace", default="convstore", help="convstore namespace")
     importer.add_argument("--no-progress", action="store_true", help="no progress bar")
+    commands.add_parser(
+        "demo-agents", help="a controller and two agents talking through inboxes, with a tail"
+    )
+    from convstore.tail import add_tail_parser
+
+    add_tail_parser(commands)
     return parser
 
 
@@ -134,6 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo_main(sys.stdout, path=args.path)
         if args.command == "import-aiecs":
             return _import_aiecs(args)
+        if args.command == "demo-agents":
+            from convstore.demo_agents import main as demo_agents_main
+
+            return demo_agents_main(sys.stdout)
+        if args.command == "tail":
+            from convstore.tail import tail_command
+
+            return tail_command(args)
         raise AssertionError(f"unhandled command {args.command}")  # argparse rejects others
     except KeyboardInterrupt:
         print("convstore: interrupted", file=sys.stderr)

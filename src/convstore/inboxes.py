@@ -72,6 +72,10 @@ class InboxRepository:
         ms, most = _repair_args(older_than, limit)
         return self._driver.run(plans.repair(self._config, ms, most))
 
+    def delete(self, recipient_id: str) -> bool:
+        """Delete ``recipient_id``'s inbox, groups and dead letters; False if it had none."""
+        return self._driver.run(plans.delete_inbox(self._config, recipient_id))
+
     def dead_letters(self, recipient_id: str, limit: int = 50) -> list[DeadLetter]:
         """The newest ``limit`` dead letters of ``recipient_id``, oldest first."""
         return self._driver.run(plans.dead_letters(self._config, recipient_id, _dead_limit(limit)))
@@ -108,6 +112,9 @@ class AsyncInboxRepository:
     async def repair(self, *, older_than: float = 30.0, limit: int = 100) -> int:
         ms, most = _repair_args(older_than, limit)
         return await self._driver.run(plans.repair(self._config, ms, most))
+
+    async def delete(self, recipient_id: str) -> bool:
+        return await self._driver.run(plans.delete_inbox(self._config, recipient_id))
 
     async def dead_letters(self, recipient_id: str, limit: int = 50) -> list[DeadLetter]:
         plan = plans.dead_letters(self._config, recipient_id, _dead_limit(limit))

@@ -38,6 +38,7 @@ __all__ = [
     "append_plan",
     "dead_letters",
     "decode_entry",
+    "delete_inbox",
     "deliver_session",
     "ensure_group",
     "reclaim",
@@ -249,3 +250,8 @@ def append_plan(
     if config.inbox.deliver:
         return append_and_deliver(config, key, messages)
     return append_messages(config, key, messages)
+
+
+def delete_inbox(config: StoreConfig, recipient_id: str) -> Plan[bool]:
+    """Drop a recipient's inbox, its consumer groups, dedup index and dead letters."""
+    return bool((yield Call(("DEL", *config.keyspace.inbox(recipient_id).all()))))

@@ -13,7 +13,13 @@ import redis
 import redis.asyncio
 
 from conftest import REDIS_URL, SessionFactory, new_namespace, require_real_redis
-from convstore import AsyncConversationStore, ConversationStore, SessionNotFound, ValidationError
+from convstore import (
+    AsyncConversationStore,
+    AsyncFollower,
+    ConversationStore,
+    SessionNotFound,
+    ValidationError,
+)
 
 
 def test_follow_sees_what_is_appended_resumes_from_a_cursor_and_ends_on_close(
@@ -151,12 +157,12 @@ async def test_a_follower_leaves_the_p99_of_1000_concurrent_appends_within_10_pe
                 follower = store.messages.follow(key)
                 seen = 0
 
-                async def tail() -> None:
+                async def tail(follower: AsyncFollower) -> None:
                     nonlocal seen
                     async for _item in follower:
                         seen += 1
 
-                task = asyncio.create_task(tail())
+                task = asyncio.create_task(tail(follower))
                 await asyncio.sleep(0.02)
                 beside = await _append_round(store, key, 1000)
                 deadline = time.monotonic() + 5

@@ -19,7 +19,7 @@ __all__ = ["add_tail_parser", "format_message", "tail_command"]
 
 def add_tail_parser(commands: Any) -> argparse.ArgumentParser:
     """Register ``tail`` on an argparse subparsers object."""
-    tail = commands.add_parser(
+    tail: argparse.ArgumentParser = commands.add_parser(
         "tail", help="follow a session: print its messages as they arrive (Ctrl-C stops)"
     )
     tail.add_argument("session_key", metavar="SESSION_KEY", help="the session to follow")

@@ -138,7 +138,8 @@ async def test_a_follower_leaves_the_p99_of_1000_concurrent_appends_within_10_pe
     make_session: SessionFactory,
 ) -> None:
     """Rounds of a run without and a run with a follower tailing the same session (in
-    alternating order); the median of the rounds' p99 ratios is compared (one round on a loaded 2-core machine is noise). On the
+    alternating order); the best p99 of each kind is compared (other jobs on a shared
+    machine only ever add time, so the best of several rounds is the stable estimate). On the
     real server only: on fakeredis every command runs in the test's own event loop, so it
     measures Python, not a blocking read's effect on the store."""
     require_real_redis()
@@ -147,12 +148,12 @@ async def test_a_follower_leaves_the_p99_of_1000_concurrent_appends_within_10_pe
     try:
         key = await store.sessions.create(make_session())
         await _append_round(store, key, 200)  # warm up: scripts loaded, pool filled
-        ratios: list[float] = []
-        for round_ in range(7):
-            without = beside = 0.0
+        without: list[float] = []
+        beside: list[float] = []
+        for round_ in range(9):
             for with_follower in (round_ % 2 == 0, round_ % 2 == 1):  # alternate the order
                 if not with_follower:
-                    without = await _append_round(store, key, 1000)
+                    without.append(await _append_round(store, key, 1000))
                     continue
                 follower = store.messages.follow(key)
                 seen = 0
@@ -164,7 +165,7 @@ async def test_a_follower_leaves_the_p99_of_1000_concurrent_appends_within_10_pe
 
                 task = asyncio.create_task(tail(follower))
                 await asyncio.sleep(0.02)
-                beside = await _append_round(store, key, 1000)
+                beside.append(await _append_round(store, key, 1000))
                 deadline = time.monotonic() + 5
                 while seen < 1000 and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
@@ -172,9 +173,8 @@ async def test_a_follower_leaves_the_p99_of_1000_concurrent_appends_within_10_pe
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task
-            ratios.append(beside / without)
-        ratio = statistics.median(ratios)
-        assert ratio <= 1.10, f"p99 with a follower / without, per round: {ratios}"
+        ratio = min(beside) / min(without)
+        assert ratio <= 1.10, f"p99 s with a follower {beside}, without {without}"
     finally:
         with redis.Redis.from_url(REDIS_URL) as admin:
             keys = list(admin.scan_iter(match=f"{namespace}:*"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
@@ -28,13 +27,29 @@ from convstore.validation import optional_seconds, positive_int
 __all__ = ["AsyncFollower", "FollowedMessage", "Follower"]
 
 
-@dataclass(frozen=True, slots=True)
 class FollowedMessage:
-    """One message of the followed session; ``entry_id`` is a cursor to resume after."""
+    """One message of the followed session; ``entry_id`` is a cursor to resume after.
 
-    session_key: str
-    entry_id: str
-    message: dict[str, Any]  # {role, content, timestamp, metadata}, as history() returns
+    ``message`` is decoded when first read, so a tail that only counts or forwards entries
+    costs the event loop it shares with the store almost nothing."""
+
+    __slots__ = ("_decoded", "_row", "entry_id", "session_key")
+
+    def __init__(self, session_key: str, entry_id: str, row: Any) -> None:
+        self.session_key = session_key
+        self.entry_id = entry_id
+        self._row = row
+        self._decoded: dict[str, Any] | None = None
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """``{role, content, timestamp, metadata}``, as ``history()`` returns it."""
+        if self._decoded is None:
+            self._decoded = decode_row(self._row)
+        return self._decoded
+
+    def __repr__(self) -> str:
+        return f"FollowedMessage(session_key={self.session_key!r}, entry_id={self.entry_id!r})"
 
     def agent_message(self) -> AgentCommunicationMessage | None:
         """The typed agent message, or None for a plain (ContextEngine) message."""
@@ -66,7 +81,7 @@ class _FollowState:
 
     def hold(self, reply: Any) -> None:
         for row in reply[0][1] if reply else []:
-            self.held.append(FollowedMessage(self.key, as_text(row[0]), decode_row(row)))
+            self.held.append(FollowedMessage(self.key, as_text(row[0]), row))
 
     def take(self) -> FollowedMessage:
         item = self.held.popleft()

@@ -150,7 +150,7 @@ async def test_a_follower_leaves_the_p99_of_1000_concurrent_appends_within_10_pe
         await _append_round(store, key, 200)  # warm up: scripts loaded, pool filled
         without: list[float] = []
         beside: list[float] = []
-        for round_ in range(9):
+        for round_ in range(15):
             for with_follower in (round_ % 2 == 0, round_ % 2 == 1):  # alternate the order
                 if not with_follower:
                     without.append(await _append_round(store, key, 1000))

@@ -37,12 +37,14 @@ from convstore.errors import (
     UnexpectedReply,
     ValidationError,
 )
+from convstore.follow import AsyncFollower, FollowedMessage, Follower
 from convstore.health import (
     check_data_consistency,
     data_consistency_problems,
     model_health_problems,
     validate_models_health,
 )
+from convstore.inbox import AsyncInbox, AsyncInboxDelivery, Inbox, InboxDelivery
 from convstore.keys import MAX_SESSION_KEY_LENGTH, KeySpace
 from convstore.migration import (
     CURRENT_SCHEMA_VERSION,
@@ -75,6 +77,8 @@ from convstore.plans import (
     ServerInfo,
     SessionPage,
 )
+from convstore.plans.config import InboxSettings
+from convstore.plans.inbox import DeadLetter
 from convstore.policies import DEFAULT_RETRY, RetryPolicy, WriteConcern
 from convstore.store import AsyncConversationStore, ConversationStore
 
@@ -85,6 +89,9 @@ __all__ = [
     "AgentCommunicationMessage",
     "AppendResult",
     "AsyncConversationStore",
+    "AsyncFollower",
+    "AsyncInbox",
+    "AsyncInboxDelivery",
     "AuthenticationFailed",
     "ClientOptions",
     "ClusterError",
@@ -95,9 +102,15 @@ __all__ = [
     "ConversationSession",
     "ConversationStore",
     "ConvstoreError",
+    "DeadLetter",
     "DurabilityNotMet",
     "DurabilityUnsupported",
+    "FollowedMessage",
+    "Follower",
     "HistoryPage",
+    "Inbox",
+    "InboxDelivery",
+    "InboxSettings",
     "KeySpace",
     "Limits",
     "MessageNotFound",

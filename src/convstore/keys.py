@@ -19,6 +19,10 @@ Layout, for namespace ``ns`` and a session key ``k`` encoded as ``E(k)``::
     ns:lg:run:{E(r)}        SET     "thread NUL member" of the checkpoints of run r
     ns:adk:app:{E(a)}       HASH    ADK app state of app a (key -> JSON)
     ns:adk:user:{E(a)}:E(u) HASH    ADK user state of user u in app a
+    ns:inbox:{E(r)}:stream  STREAM  recipient r's inbox (consumer groups read it)
+    ns:inbox:{E(r)}:ids     HASH    delivery dedup: session key + message_id -> inbox entry id
+    ns:inbox:{E(r)}:dead    STREAM  r's dead letters (with the reason)
+    ns:outbox               ZSET    session keys with deliveries to check, by last append (ms)
 
 ``E`` percent-encodes ``%``, ``{``, ``}`` and newline, so the braces of the hash
 tag are always ours, two different session keys (or namespaces) never share a
@@ -35,6 +39,7 @@ from convstore.errors import ValidationError
 
 __all__ = [
     "MAX_SESSION_KEY_LENGTH",
+    "InboxKeys",
     "KeySpace",
     "SessionKeys",
     "ThreadKeys",
@@ -94,6 +99,19 @@ class ThreadKeys:
         return (self.checkpoints, self.records, self.blobs, self.writes, self.write_index)
 
 
+@dataclass(frozen=True, slots=True)
+class InboxKeys:
+    """The keys of one recipient's inbox; they share one hash tag (one cluster slot), which
+    is not the slot of any session's keys in general: delivery never spans two slots."""
+
+    stream: str
+    ids: str
+    dead: str
+
+    def all(self) -> tuple[str, str, str]:
+        return (self.stream, self.ids, self.dead)
+
+
 @lru_cache(maxsize=8192)
 def _session_keys(namespace: str, session_key: str) -> SessionKeys:
     """Cached: every operation needs these names and building them is pure."""
@@ -135,6 +153,14 @@ class KeySpace:
     @property
     def threads(self) -> str:
         return f"{self.namespace}:lg:threads"
+
+    def inbox(self, recipient_id: str) -> InboxKeys:
+        base = f"{self.namespace}:inbox:{{{encode_component(recipient_id, 'recipient_id')}}}:"
+        return InboxKeys(base + "stream", base + "ids", base + "dead")
+
+    @property
+    def outbox(self) -> str:
+        return f"{self.namespace}:outbox"
 
     @property
     def index_all(self) -> str:

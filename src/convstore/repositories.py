@@ -12,6 +12,7 @@ from typing import Any
 
 from convstore import plans
 from convstore.drivers import AsyncDriver, SyncDriver
+from convstore.follow import AsyncFollower, Follower
 from convstore.models import AgentCommunicationMessage, ConversationSession
 from convstore.plans import (
     AppendResult,
@@ -23,6 +24,7 @@ from convstore.plans import (
     StoreConfig,
     edits,
 )
+from convstore.plans.inbox import append_plan
 
 __all__ = [
     "AsyncMessageRepository",
@@ -123,7 +125,7 @@ class MessageRepository(_Repository):
         (``"0-0"`` = empty), else :class:`StaleAppend`. ``wait_replicas`` overrides the
         store's write concern for this call.
         """
-        plan = plans.append_messages(self._config, key, (message,), expect_last=expect_last)
+        plan = append_plan(self._config, key, (message,), expect_last=expect_last)
         return self._driver.run(plan, wait_replicas=wait_replicas)[0]
 
     def append_many(
@@ -135,7 +137,7 @@ class MessageRepository(_Repository):
         wait_replicas: int | None = None,
     ) -> list[AppendResult]:
         """Store several messages in one round trip, all or nothing (retried as one)."""
-        plan = plans.append_messages(self._config, key, messages, expect_last=expect_last)
+        plan = append_plan(self._config, key, messages, expect_last=expect_last)
         return self._driver.run(plan, wait_replicas=wait_replicas)
 
     def history(
@@ -182,6 +184,22 @@ class MessageRepository(_Repository):
             plans.agent_messages(
                 self._config, key, message_types, sender_id, limit, on_error=on_error
             )
+        )
+
+    def follow(
+        self, key: str, *, after: str | None = None, wait: float | None = None, batch: int = 100
+    ) -> Follower:
+        """A live tail: iterate the messages appended after ``after`` (an entry id; None:
+        from now on) as they arrive. Blocks on a connection of its own; ends on ``close()``
+        or after ``wait`` seconds without a message. ``follower.cursor`` resumes it."""
+        return Follower(
+            self._driver,
+            self._driver.client,
+            self._config,
+            key,
+            after=after,
+            wait=wait,
+            batch=batch,
         )
 
     def count(self, key: str) -> int:
@@ -276,7 +294,7 @@ class AsyncMessageRepository(_Repository):
         expect_last: str | None = None,
         wait_replicas: int | None = None,
     ) -> AppendResult:
-        plan = plans.append_messages(self._config, key, (message,), expect_last=expect_last)
+        plan = append_plan(self._config, key, (message,), expect_last=expect_last)
         return (await self._driver.run(plan, wait_replicas=wait_replicas))[0]
 
     async def append_many(
@@ -287,7 +305,7 @@ class AsyncMessageRepository(_Repository):
         expect_last: str | None = None,
         wait_replicas: int | None = None,
     ) -> list[AppendResult]:
-        plan = plans.append_messages(self._config, key, messages, expect_last=expect_last)
+        plan = append_plan(self._config, key, messages, expect_last=expect_last)
         return await self._driver.run(plan, wait_replicas=wait_replicas)
 
     async def history(
@@ -329,6 +347,20 @@ class AsyncMessageRepository(_Repository):
             plans.agent_messages(
                 self._config, key, message_types, sender_id, limit, on_error=on_error
             )
+        )
+
+    def follow(
+        self, key: str, *, after: str | None = None, wait: float | None = None, batch: int = 100
+    ) -> AsyncFollower:
+        """Async twin of ``MessageRepository.follow`` (an async iterator; cancellation ends it)."""
+        return AsyncFollower(
+            self._driver,
+            self._driver.client,
+            self._config,
+            key,
+            after=after,
+            wait=wait,
+            batch=batch,
         )
 
     async def count(self, key: str) -> int:

@@ -23,6 +23,7 @@ __all__ = [
     "positive_int",
     "str_dict",
     "stream_id_arg",
+    "stream_id_or_none",
     "within_limit",
 ]
 
@@ -43,6 +44,14 @@ def positive_int(value: object, field: str) -> int:
     if not _is_int(value) or value < 1:  # type: ignore[operator]
         raise ValidationError(f"{field} must be a positive integer", field=field)
     return value  # type: ignore[return-value]
+
+
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+
+
+def stream_id_or_none(value: object, field: str) -> str | None:
+    """``None`` or a stream entry id (:func:`stream_id_arg`), used as a cursor."""
+    return None if value is None else stream_id_arg(value, field)
 
 
 def optional_positive_int(value: object, field: str) -> int | None:
@@ -109,9 +118,6 @@ def within_limit(size: int, limit: int, field: str, limit_name: str, *, unit: st
             field=field,
         )
     return size
-
-
-_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 
 def stream_id_arg(value: object, field: str) -> str:

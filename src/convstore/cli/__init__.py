@@ -21,7 +21,7 @@ from types import ModuleType
 import redis
 
 from convstore import __version__
-from convstore.cli import doctor, legacy, migrate, sessions, transfer
+from convstore.cli import agents, doctor, legacy, migrate, sessions, transfer
 from convstore.cli.common import EXIT_PROBLEMS, Context
 from convstore.errors import ConfigurationError, ConvstoreError, ValidationError
 from convstore.store import ConversationStore
@@ -43,7 +43,7 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 #: Each module's ``register(commands)`` adds its sub-command(s); order = ``--help`` order.
-COMMAND_MODULES: list[ModuleType] = [legacy, sessions, transfer, doctor, migrate]
+COMMAND_MODULES: list[ModuleType] = [legacy, agents, sessions, transfer, doctor, migrate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -134,47 +134,42 @@ async def _append_round(store: AsyncConversationStore, key: str, n: int) -> floa
 
 
 @pytest.mark.real_redis
-async def test_a_follower_leaves_the_p99_of_1000_concurrent_appends_within_10_percent(
+async def test_a_follower_beside_1000_concurrent_appends_sees_them_all(
     make_session: SessionFactory,
 ) -> None:
-    """Rounds of a run without and a run with a follower tailing the same session (in
-    alternating order); the best p99 of each kind is compared (other jobs on a shared
-    machine only ever add time, so the best of several rounds is the stable estimate). On the
-    real server only: on fakeredis every command runs in the test's own event loop, so it
-    measures Python, not a blocking read's effect on the store."""
+    """A follower tailing a session while 1,000 async appends run concurrently: every append
+    succeeds, the follower sees every message in stream order, and cancelling it is clean.
+    (Its cost, the p99 of those appends with and without it, is measured by
+    ``python -m benchmarks.follower_overhead``: speed is never asserted in tests.)"""
     require_real_redis()
     namespace = new_namespace()
     store = AsyncConversationStore.from_url(REDIS_URL, namespace=namespace)
     try:
         key = await store.sessions.create(make_session())
-        await _append_round(store, key, 200)  # warm up: scripts loaded, pool filled
-        without: list[float] = []
-        beside: list[float] = []
-        for round_ in range(15):
-            for with_follower in (round_ % 2 == 0, round_ % 2 == 1):  # alternate the order
-                if not with_follower:
-                    without.append(await _append_round(store, key, 1000))
-                    continue
-                follower = store.messages.follow(key)
-                seen = 0
+        follower = store.messages.follow(key)
+        seen: list[str] = []
 
-                async def tail(follower: AsyncFollower) -> None:
-                    nonlocal seen
-                    async for _item in follower:
-                        seen += 1
+        async def tail(follower: AsyncFollower) -> None:
+            async for item in follower:
+                seen.append(item.entry_id)
 
-                task = asyncio.create_task(tail(follower))
-                await asyncio.sleep(0.02)
-                beside.append(await _append_round(store, key, 1000))
-                deadline = time.monotonic() + 5
-                while seen < 1000 and time.monotonic() < deadline:
-                    await asyncio.sleep(0.01)
-                assert seen == 1000
-                task.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await task
-        ratio = min(beside) / min(without)
-        assert ratio <= 1.10, f"p99 s with a follower {beside}, without {without}"
+        task = asyncio.create_task(tail(follower))
+        await asyncio.sleep(0.02)
+        results = await asyncio.gather(
+            *(store.messages.append(key, {"role": "user", "content": f"m{i}"}) for i in range(1000))
+        )
+        assert all(r.created for r in results)
+        deadline = time.monotonic() + 10
+        while len(seen) < 1000 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        stored = [
+            r.entry_id
+            for r in sorted(results, key=lambda r: tuple(map(int, r.entry_id.split("-"))))
+        ]
+        assert seen == stored
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
     finally:
         with redis.Redis.from_url(REDIS_URL) as admin:
             keys = list(admin.scan_iter(match=f"{namespace}:*"))

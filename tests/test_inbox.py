@@ -21,9 +21,9 @@ from convstore import (
     InboxSettings,
     StoreUnavailable,
     ValidationError,
-    lua_inbox,
     utc_now,
 )
+from convstore.lua import inbox as lua_inbox
 
 ROLES = {"mc_1": ("master_controller", None), "agent_writer": ("agent", "writer")}
 ROLES["agent_researcher"] = ("agent", "researcher")

@@ -30,10 +30,11 @@ from typing import Any
 
 import msgpack
 
-from convstore import codec, lua_transfer
+from convstore import codec
 from convstore.drivers import SyncDriver
 from convstore.errors import CodecError, ConvstoreError, ValidationError
 from convstore.lua import LAYOUT_VERSION
+from convstore.lua import transfer as lua_transfer
 from convstore.migration import migrate_session_dict
 from convstore.models import ConversationSession
 from convstore.plans import Batch, Call, Plan, Run, StoreConfig, as_text, epoch_micros

@@ -1,5 +1,5 @@
 """Google ADK session plans: create and append through the store's own plans, with the
-ADK state applied in the same script (:mod:`convstore.lua_adk`); reads of one session.
+ADK state applied in the same script (:mod:`convstore.lua.adk`); reads of one session.
 
 State values arrive already encoded (bytes); the adapter owns the ADK types.
 """
@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from convstore import codec, lua, lua_adk
+from convstore import codec, lua
+from convstore.lua import adk as lua_adk
 from convstore.models import ConversationSession
 from convstore.plans.config import StoreConfig
 from convstore.plans.messages import append_messages

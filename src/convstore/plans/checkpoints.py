@@ -2,7 +2,7 @@
 
 A thread's checkpoints, channel values and pending writes live in five keys with one
 hash tag (:class:`~convstore.keys.ThreadKeys`), written by the scripts of
-:mod:`convstore.lua_checkpoints`; the adapter serializes. Names inside the keys join
+:mod:`convstore.lua.checkpoints`; the adapter serializes. Names inside the keys join
 their parts with NUL, which no part may contain (:func:`member` checks).
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from convstore import lua_checkpoints as lua
 from convstore.errors import ValidationError
+from convstore.lua import checkpoints as lua
 from convstore.plans.config import StoreConfig
 from convstore.plans.steps import Batch, Call, Plan, Run
 from convstore.plans.values import as_text

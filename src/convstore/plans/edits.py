@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from convstore import codec, lua_edits
+from convstore import codec
 from convstore.errors import MessageNotFound, SessionExists
+from convstore.lua import edits as lua_edits
 from convstore.models import ConversationSession
 from convstore.plans.config import StoreConfig
 from convstore.plans.indexes import missing_session

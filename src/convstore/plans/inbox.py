@@ -20,8 +20,8 @@ from typing import Any
 
 import msgpack
 
-from convstore import lua_inbox
 from convstore.errors import CodecError, ValidationError
+from convstore.lua import inbox as lua_inbox
 from convstore.models import REQUIRED_ROUTING_KEYS, AgentCommunicationMessage, utc_now
 from convstore.plans.config import StoreConfig
 from convstore.plans.messages import append_messages, decode_row

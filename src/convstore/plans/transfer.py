@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from convstore import codec, lua_transfer
+from convstore import codec
 from convstore.errors import SessionKeyConflict, StoreError
+from convstore.lua import transfer as lua_transfer
 from convstore.models import ConversationSession, to_utc
 from convstore.plans.config import StoreConfig
 from convstore.plans.indexes import cluster_index_sync, index_keys, missing_session, split_idx

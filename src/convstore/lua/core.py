@@ -1,0 +1,218 @@
+"""Lua scripts, the shared part: :class:`Script`, the prelude every session script runs
+after, and the stored layout version. Every write is one script, so one round trip and
+atomic.
+
+Every script gets the six keys of one session (``SessionKeys.all()``), which
+share a hash tag and so one cluster slot. The common arguments are::
+
+    ARGV[1]  "1" to update the session indexes inside the script (standalone
+             Redis), "0" on Redis Cluster, where the indexes live in other slots
+             and the caller updates them from what the script returns
+    ARGV[2]  the session key (the member stored in the index sorted sets)
+    ARGV[3]  now, in microseconds since the epoch (the caller's clock)
+    ARGV[4]  the store's default TTL in milliseconds ("0" = none)
+
+Session hash fields: ``rec`` (msgpack record), ``ident`` (msgpack identity of
+the session owning the key), ``rev`` (revision), ``la`` (last activity, µs),
+``n`` (messages held), ``lid`` (last stream id assigned), ``idx`` (index keys,
+newline separated), ``lv`` (stored layout version, :data:`LAYOUT_VERSION`, present once
+every entry of the stream is in that layout), and the per-session overrides ``mm``
+(max messages), ``ma`` (max age, ms) and ``ttl`` (ms).
+
+Stream entries, layout 2 (written since ``lv`` = 2): plain fields ``m`` (the stored
+message id, ``codec.encode_message_id``), ``d`` (the msgpack payload), then, only for
+tool-call messages, ``tc`` (the ids of ``metadata["tool_calls"][*]["id"]``, newline
+separated) and/or ``tr`` (``metadata["tool_call_id"]``). Tool ids are stored with ``%``,
+newline and tab percent-encoded (``%25``, ``%0A``, ``%09``), so scripts compare them as
+opaque strings and never decode a payload. Layout 1 (still read, see
+``plans/layout.py`` for the migration): one field, name = stored message id, value =
+payload. A tool-call group is an entry with ``tc`` and the ``tr`` entries that directly
+follow it; retention never splits one (see ``trim_oldest``).
+
+Negative first elements of a reply are statuses the plans turn into errors:
+-1 no such session, -2 key owned by another session, -3 stale revision,
+-5 ``expect_last`` is not the session's newest entry id (``{-5, actual}``),
+-4 a session-hash field the script needs holds something convstore never writes
+(``{-4, field, value}``; checked by ``read_fields`` before the script writes anything,
+so a damaged session refuses writes instead of failing half-way in Lua).
+``DELETE`` alone tolerates damage (it is the way out): it drops only index entries
+under the namespace's ``idx:`` prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["LAYOUT_VERSION", "PRELUDE", "Script", "script"]
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A named script. ``idempotent``: running it twice leaves the same state and the
+    same reply as running it once, so a driver may re-send it when a reply is lost.
+    ``writes``: it changes data (a write concern applies to it)."""
+
+    name: str
+    source: str
+    idempotent: bool = False
+    writes: bool = True
+
+
+#: Stored layout of a session's stream (see the module docstring); the session hash
+#: field ``lv`` holds it once every entry of the stream is in this layout.
+LAYOUT_VERSION = 2
+
+PRELUDE = (
+    f"local LAYOUT = '{LAYOUT_VERSION}'\n"
+    + r"""
+local H, S, IDS = KEYS[1], KEYS[2], KEYS[3]
+local INLINE, MEMBER, NOW, TTL_DEFAULT = ARGV[1] == '1', ARGV[2], ARGV[3], ARGV[4]
+
+local function split(text)
+  local out = {}
+  if text then for k in string.gmatch(text, '[^\n]+') do out[#out + 1] = k end end
+  return out
+end
+
+-- every index key of this namespace starts with IDX_PREFIX ("ns:idx:")
+local IDX_PREFIX = string.match(H, '^[^:]*') .. ':idx:'
+local function own_index(k) return string.sub(k, 1, #IDX_PREFIX) == IDX_PREFIX end
+
+-- what convstore writes in each session-hash field a script reads: counts of at most
+-- 15 digits (exact in Lua's doubles); 'la' within the years 1-9999 Python can represent;
+-- 'idx' lists index keys of this namespace only
+local FIELD_FORMATS = {
+  rev = '^%d+$', n = '^%d+$', mm = '^%d+$', ma = '^%d+$', ttl = '^%d+$',
+  lid = '^%d+%-%d+$', la = '^%-?%d+$', lv = '^%d+$',
+}
+local function well_formed(name, v)
+  if name == 'idx' then
+    for _, k in ipairs(split(v)) do if not own_index(k) then return false end end
+    return true
+  end
+  if not FIELD_FORMATS[name] then return true end
+  if #v > 40 or not string.match(v, FIELD_FORMATS[name]) then return false end
+  if name == 'la' then
+    local x = tonumber(v)
+    return x > -62135596000000000 and x < 253402300000000000
+  end
+  for digits in string.gmatch(v, '%d+') do if #digits > 15 then return false end end
+  return true
+end
+
+-- HMGET of the session hash; a field in a format convstore never writes gives
+-- nil, {-4, field, value} (return it: the script has written nothing yet)
+local function read_fields(...)
+  local names = {...}
+  local f = redis.call('HMGET', H, unpack(names))
+  for i, name in ipairs(names) do
+    local v = f[i]
+    if v and not well_formed(name, v) then return nil, {-4, name, string.sub(v, 1, 80)} end
+  end
+  return f
+end
+
+-- ttl: the session's own 'ttl' field (nil = the store default)
+local function refresh_ttl(ttl)
+  ttl = tonumber(ttl or TTL_DEFAULT)
+  if ttl and ttl > 0 then
+    for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
+  end
+end
+
+local function later(a, b)
+  if (not a) or tonumber(b) > tonumber(a) then return b end
+  return a
+end
+
+local function touch_indexes(la, idx)
+  if INLINE then
+    for _, k in ipairs(split(idx)) do redis.call('ZADD', k, 'GT', la, MEMBER) end
+  end
+end
+
+-- the stored message id of a stream row, either layout (layout 1: {mid, payload}; a
+-- layout-1 id never is "m": stored ids start with "\0" or "t")
+local function row_mid(row)
+  local fl = row[2]
+  if fl[1] == 'm' and #fl >= 4 then return fl[2] end
+  return fl[1]
+end
+
+-- a plain field ('tc', 'tr') of a layout-2 row, nil when absent
+local function row_field(row, name)
+  local fl = row[2]
+  for i = 5, #fl - 1, 2 do if fl[i] == name then return fl[i + 1] end end
+  return nil
+end
+
+local function drop_ids(rows)
+  local batch = {}
+  for _, row in ipairs(rows) do
+    batch[#batch + 1] = row_mid(row)
+    if #batch >= 1000 then redis.call('HDEL', IDS, unpack(batch)); batch = {} end
+  end
+  if #batch > 0 then redis.call('HDEL', IDS, unpack(batch)) end
+end
+
+-- `fields` plus the tool-call fields of a "<tc>\t<tr>" argument (plans/layout.py)
+local function with_tools(fields, tools)
+  local tab = string.find(tools, '\t', 1, true) or (#tools + 1)
+  local tc, tr = string.sub(tools, 1, tab - 1), string.sub(tools, tab + 1)
+  if tc ~= '' then fields[#fields + 1] = 'tc'; fields[#fields + 1] = tc end
+  if tr ~= '' then fields[#fields + 1] = 'tr'; fields[#fields + 1] = tr end
+  return fields
+end
+
+-- the call ids a layout-2 row's 'tc' field lists, added to the set `into`
+local function call_ids(row, into)
+  local tc = row_field(row, 'tc')
+  if tc then for c in string.gmatch(tc, '[^\n]+') do into[c] = true end end
+end
+
+-- Retention drops `rows`, the oldest entries of a stream of n, and keeps tool-call groups
+-- whole: a result ('tr') directly following the dropped rows whose call ('tc') is dropped
+-- goes too; if that would leave no message, the group stays whole instead (the cut moves
+-- back before its call). Returns the new length.
+local function trim_oldest(rows, n)
+  local calls = {}
+  for _, row in ipairs(rows) do call_ids(row, calls) end
+  if next(calls) then
+    local after, extra, done = rows[#rows][1], {}, false
+    repeat
+      local nxt = redis.call('XRANGE', S, '(' .. after, '+', 'COUNT', 16)
+      for _, row in ipairs(nxt) do
+        local tr = row_field(row, 'tr')
+        if not (tr and calls[tr]) then done = true; break end
+        extra[#extra + 1] = row
+        after = row[1]
+      end
+    until done or #nxt < 16
+    if #rows + #extra < n then
+      for _, row in ipairs(extra) do rows[#rows + 1] = row end
+    elseif #extra > 0 then
+      local results, keep = {}, #rows + 1
+      for _, row in ipairs(extra) do results[row_field(row, 'tr')] = true end
+      for j, row in ipairs(rows) do
+        local mine = {}
+        call_ids(row, mine)
+        for c in pairs(mine) do if results[c] and j < keep then keep = j end end
+      end
+      for j = #rows, keep, -1 do rows[j] = nil end
+    end
+  end
+  if #rows == 0 then return n end
+  drop_ids(rows)
+  local last = rows[#rows][1]
+  local dash = string.find(last, '-', 1, true)
+  redis.call('XTRIM', S, 'MINID', string.format('%s-%d', string.sub(last, 1, dash - 1),
+                                                  tonumber(string.sub(last, dash + 1)) + 1))
+  return redis.call('XLEN', S)
+end
+"""
+)
+
+
+def script(name: str, body: str, *, idempotent: bool = False, writes: bool = True) -> Script:
+    """A session script: ``body`` runs after :data:`PRELUDE` (its names and helpers)."""
+    return Script(name, PRELUDE + body, idempotent, writes)

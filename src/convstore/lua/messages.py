@@ -1,0 +1,134 @@
+"""Message scripts: append (idempotent, retention, tool-call groups), delete, clear, count."""
+
+from __future__ import annotations
+
+from convstore.lua.core import script
+
+__all__ = ["APPEND", "CLEAR", "COUNT", "DELETE_MESSAGE"]
+
+
+APPEND = script(
+    "append",
+    r"""
+-- ARGV[5] default max messages ("0" = none), [6] default max age in ms ("0" = none),
+-- [7] "1" to accept a session that was never saved (the ContextEngine contract: the
+-- message is kept and the hash gets its counters, but no record, so get() stays None),
+-- [8] expect_last: the entry id the caller saw last ("0-0" = no message; "" = no check),
+-- then one (stored message id, timestamp ms, payload, tool fields) quad per message.
+local f, bad = read_fields('rev', 'lid', 'mm', 'ma', 'la', 'idx', 'ttl', 'n', 'lv')
+if bad then return bad end
+if not f[1] and ARGV[7] ~= '1' then return {-1} end
+local lid = f[2] or '0-0'
+local dash = string.find(lid, '-', 1, true)
+local lms, lseq = tonumber(string.sub(lid, 1, dash - 1)), tonumber(string.sub(lid, dash + 1))
+local n = tonumber(f[8] or '0')
+local out, fresh, pairs_, known, retry = {}, {}, {}, {}, true
+for i = 9, #ARGV, 4 do  -- retried ids first: a damaged ids entry refuses before any write
+  local existing = redis.call('HGET', IDS, ARGV[i])
+  if existing then
+    if not string.match(existing, '^%d+%-%d+$') then return {-4, 'ids', string.sub(existing, 1, 80)} end
+    known[ARGV[i]] = existing
+  else
+    retry = false
+  end
+end
+if ARGV[8] ~= '' and not retry then  -- a pure retry succeeds whatever came since
+  local actual = lid
+  if n == 0 then actual = '0-0' end
+  if actual ~= ARGV[8] then return {-5, actual} end
+end
+for i = 9, #ARGV, 4 do
+  local mid = ARGV[i]
+  local existing = fresh[mid] or known[mid]
+  if existing then
+    out[#out + 1] = existing
+    out[#out + 1] = 0
+  else
+    local ms = tonumber(ARGV[i + 1])
+    if ms > lms then lms, lseq = ms, 0 else lseq = lseq + 1 end
+    local id = string.format('%d-%d', lms, lseq)
+    local tools = ARGV[i + 3]
+    if tools == '' then
+      redis.call('XADD', S, id, 'm', mid, 'd', ARGV[i + 2])
+    else
+      redis.call('XADD', S, id, unpack(with_tools({'m', mid, 'd', ARGV[i + 2]}, tools)))
+    end
+    fresh[mid] = id
+    pairs_[#pairs_ + 1] = mid
+    pairs_[#pairs_ + 1] = id
+    n = n + 1
+    if #pairs_ >= 2000 then
+      redis.call('HSET', IDS, unpack(pairs_))
+      pairs_ = {}
+    end
+    out[#out + 1] = id
+    out[#out + 1] = 1
+  end
+end
+if #pairs_ > 0 then redis.call('HSET', IDS, unpack(pairs_)) end
+local max_n = tonumber(f[3] or ARGV[5])
+if max_n > 0 and n > max_n then
+  n = redis.call('XLEN', S)  -- the stream's own count: a stale 'n' must never drop too many
+  if n > max_n then
+    n = trim_oldest(redis.call('XRANGE', S, '-', '+', 'COUNT', n - max_n), n)
+  end
+end
+local max_age = tonumber(f[4] or ARGV[6])
+if max_age > 0 then
+  local min_ms = math.floor(tonumber(NOW) / 1000) - max_age
+  if min_ms > lms then min_ms = lms end  -- the newest message always stays
+  local old = redis.call('XRANGE', S, '-', '(' .. string.format('%d-0', min_ms))
+  if #old > 0 then n = trim_oldest(old, n) end
+end
+local la = later(f[5], NOW)
+local newest = string.format('%d-%d', lms, lseq)
+if f[9] or tonumber(f[8] or '0') > 0 then
+  redis.call('HSET', H, 'lid', newest, 'n', n, 'la', la)
+else  -- the stream held nothing: every entry is in the current layout
+  redis.call('HSET', H, 'lid', newest, 'n', n, 'la', la, 'lv', LAYOUT)
+end
+touch_indexes(la, f[6])
+refresh_ttl(f[7])
+return {1, la, f[6] or '', out}
+""",
+    idempotent=True,
+)
+
+
+DELETE_MESSAGE = script(
+    "delete_message",
+    r"""
+-- ARGV[5] message id
+if redis.call('EXISTS', H) == 0 then return {-1} end
+local id = redis.call('HGET', IDS, ARGV[5])
+if not id then return {0} end
+if not string.match(id, '^%d+%-%d+$') then return {-4, 'ids', string.sub(id, 1, 80)} end
+redis.call('XDEL', S, id)
+redis.call('HDEL', IDS, ARGV[5])
+redis.call('HSET', H, 'n', redis.call('XLEN', S))
+return {1}
+""",
+)
+
+
+CLEAR = script(
+    "clear",
+    r"""
+if redis.call('EXISTS', H) == 0 then return {-1} end
+local n = redis.call('XLEN', S)
+redis.call('DEL', S, IDS)
+redis.call('HSET', H, 'n', 0, 'lv', LAYOUT)
+return {1, n}
+""",
+)
+
+
+COUNT = script(
+    "count",
+    r"""
+if redis.call('EXISTS', H) == 0 then return {-1} end
+return {1, redis.call('XLEN', S)}
+""",
+    idempotent=True,
+    writes=False,
+)

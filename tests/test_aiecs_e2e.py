@@ -26,7 +26,7 @@ from conftest import REDIS_URL, require_real_redis
 from convstore.contextengine import ContextEngineStore
 from differential_pair import FakeLLM
 
-pytestmark = [pytest.mark.aiecs, pytest.mark.real_redis]
+pytestmark = [pytest.mark.aiecs, pytest.mark.real_redis, pytest.mark.xdist_group("aiecs")]
 
 TURNS = [("q1", "a1"), ("q2", "a2"), ("q3", "a3")]
 EXPECTED = [(role, text) for q, a in TURNS for role, text in (("user", q), ("assistant", a))]

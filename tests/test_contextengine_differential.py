@@ -17,7 +17,9 @@ import pytest
 from differential import without_message_ids as no_ids
 from differential_pair import Pair, add_messages, contents, pair_fixture, private_server_fixture  # noqa: F401
 
-pytestmark = pytest.mark.aiecs
+# one xdist worker runs all of the aiecs tests, in file order (the summary test comes last,
+# and the wheel is downloaded once)
+pytestmark = [pytest.mark.aiecs, pytest.mark.xdist_group("aiecs")]
 
 
 async def test_sessions(pair: Pair) -> None:

@@ -24,7 +24,9 @@ from differential_pair import (  # noqa: F401
     private_server_fixture,
 )
 
-pytestmark = pytest.mark.aiecs
+# one xdist worker runs all of the aiecs tests, in file order (the summary test comes last,
+# and the wheel is downloaded once)
+pytestmark = [pytest.mark.aiecs, pytest.mark.xdist_group("aiecs")]
 
 
 def configure(p: Pair, **config: Any) -> None:

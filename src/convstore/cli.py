@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     importer.add_argument("--namespace", default="convstore", help="convstore namespace")
     importer.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from convstore.web.command import add_parser as add_web_parser
+
+    add_web_parser(commands)
     return parser
 
 
@@ -134,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo_main(sys.stdout, path=args.path)
         if args.command == "import-aiecs":
             return _import_aiecs(args)
+        if args.command == "web":
+            from convstore.web.command import web_command
+
+            return web_command(args)
         raise AssertionError(f"unhandled command {args.command}")  # argparse rejects others
     except KeyboardInterrupt:
         print("convstore: interrupted", file=sys.stderr)

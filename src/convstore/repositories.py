@@ -22,6 +22,7 @@ from convstore.plans import (
     SessionPage,
     StoreConfig,
 )
+from convstore.plans.inspect import Entry, SessionRetention, entries, session_retention
 
 __all__ = [
     "AsyncMessageRepository",
@@ -102,6 +103,10 @@ class SessionRepository(_Repository):
         """Override the store's retention for one session (None restores the defaults)."""
         self._driver.run(plans.set_retention(self._config, key, retention))
 
+    def retention(self, key: str) -> SessionRetention:
+        """The session's effective retention, which fields it overrides, and its TTL left."""
+        return self._driver.run(session_retention(self._config, key))
+
 
 class MessageRepository(_Repository):
     """Histories: one append-only Redis stream per session, ContextEngine dicts out."""
@@ -171,6 +176,13 @@ class MessageRepository(_Repository):
             )
         )
 
+    def entries(
+        self, key: str, *, after: str | None = None, before: str | None = None, limit: int = 100
+    ) -> list[Entry]:
+        """Up to ``limit`` messages with their stream entry ids, oldest first: the first
+        ones after the entry id ``after``, else the newest ones before ``before``."""
+        return self._driver.run(entries(self._config, key, after, before, limit))
+
     def count(self, key: str) -> int:
         return self._driver.run(plans.count(self._config, key))
 
@@ -230,6 +242,9 @@ class AsyncSessionRepository(_Repository):
     async def set_retention(self, key: str, retention: Retention | None) -> None:
         await self._driver.run(plans.set_retention(self._config, key, retention))
 
+    async def retention(self, key: str) -> SessionRetention:
+        return await self._driver.run(session_retention(self._config, key))
+
 
 class AsyncMessageRepository(_Repository):
     """Async twin of :class:`MessageRepository`."""
@@ -288,6 +303,11 @@ class AsyncMessageRepository(_Repository):
                 self._config, key, message_types, sender_id, limit, on_error=on_error
             )
         )
+
+    async def entries(
+        self, key: str, *, after: str | None = None, before: str | None = None, limit: int = 100
+    ) -> list[Entry]:
+        return await self._driver.run(entries(self._config, key, after, before, limit))
 
     async def count(self, key: str) -> int:
         return await self._driver.run(plans.count(self._config, key))

@@ -29,6 +29,7 @@ from convstore.plans.values import as_text, epoch_micros, ms_bound
 from convstore.validation import limit_or_all, within_limit
 
 __all__ = [
+    "STREAM_ID",
     "agent_messages",
     "append_messages",
     "clear",
@@ -229,7 +230,8 @@ def history(
     return _entries(config, key, reversed(rows), skips)
 
 
-_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+#: A stream entry id as a cursor (digits-digits; each part is also checked to fit 64 bits).
+STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 
 def page(
@@ -243,7 +245,7 @@ def page(
     skips = Skips(on_error, "page")
     if before is not None and not (
         isinstance(before, str)
-        and _STREAM_ID.fullmatch(before)
+        and STREAM_ID.fullmatch(before)
         and all(int(part) < 2**64 for part in before.split("-"))
     ):
         raise ValidationError(f"not a history cursor: {before!r}", field="before")

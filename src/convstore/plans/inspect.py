@@ -1,0 +1,99 @@
+"""Read-only plans for inspecting a session: its entries with their stream ids, and its
+effective retention and remaining TTL (what ``convstore web`` shows; no writes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from convstore.errors import ValidationError
+from convstore.plans.config import Retention, StoreConfig
+from convstore.plans.indexes import missing_session
+from convstore.plans.messages import STREAM_ID, decode_row
+from convstore.plans.steps import Batch, Call, Plan
+from convstore.plans.values import as_text, stored_int
+from convstore.validation import positive_int
+
+__all__ = ["Entry", "SessionRetention", "entries", "session_retention"]
+
+
+class Entry(NamedTuple):
+    """One stored message and its stream entry id (a cursor for ``after``/``before``)."""
+
+    entry_id: str
+    message: dict[str, Any]  # {role, content, timestamp, metadata}, as history() returns
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRetention:
+    """The retention a session runs under: ``retention`` is the effective one (its own
+    override where set, else the store default); ``overridden`` names the fields the session
+    overrides; ``ttl_remaining`` is the seconds left before it expires (None: no expiry)."""
+
+    retention: Retention
+    overridden: tuple[str, ...]
+    ttl_remaining: float | None
+
+
+def _cursor(value: str | None, field: str) -> str | None:
+    if value is not None and not (
+        isinstance(value, str)
+        and STREAM_ID.fullmatch(value)
+        and all(int(part) < 2**64 for part in value.split("-"))
+    ):
+        raise ValidationError(f"not a stream entry id: {value!r}", field=field)
+    return value
+
+
+def entries(
+    config: StoreConfig, key: str, after: str | None, before: str | None, limit: int
+) -> Plan[list[Entry]]:
+    """Up to ``limit`` entries, oldest first: the first ones after ``after`` when it is
+    given, else the newest ones before ``before`` (None: the newest of all)."""
+    limit = positive_int(limit, "limit")
+    after, before = _cursor(after, "after"), _cursor(before, "before")
+    if after is not None and before is not None:
+        raise ValidationError("give after or before, not both", field="after")
+    stream = config.keyspace.session(key).messages
+    if after is not None:
+        command: tuple[Any, ...] = ("XRANGE", stream, f"({after}", "+", "COUNT", limit)
+    else:
+        end = "+" if before is None else f"({before}"
+        command = ("XREVRANGE", stream, end, "-", "COUNT", limit)
+    rows: list[Any] = yield Call(command)
+    if not rows and not (yield Call(("EXISTS", config.keyspace.session(key).session))):
+        yield from missing_session(config, key)
+    if after is None:
+        rows = list(reversed(rows))
+    return [Entry(as_text(row[0]), decode_row(config, key, row)) for row in rows]
+
+
+_FIELDS = ("max_messages", "max_age", "ttl")
+
+
+def session_retention(config: StoreConfig, key: str) -> Plan[SessionRetention]:
+    """The session's overrides (``mm``/``ma``/``ttl`` in its hash) over the store defaults."""
+    keys = config.keyspace.session(key)
+    found, pttl = yield Batch(
+        (Call(("HMGET", keys.session, "rev", "mm", "ma", "ttl")), Call(("PTTL", keys.session)))
+    )
+    if found[0] is None:
+        yield from missing_session(config, key)
+    values: dict[str, Any] = {
+        "max_messages": config.retention.max_messages,
+        "max_age": config.retention.max_age,
+        "ttl": config.retention.ttl,
+    }
+    overridden = []
+    for name, raw in zip(_FIELDS, found[1:], strict=True):
+        if raw is None:
+            continue
+        number = stored_int(raw, name)
+        overridden.append(name)
+        values[name] = (
+            None if number == 0 else (number if name == "max_messages" else number / 1000)
+        )
+    remaining = int(pttl)
+    return SessionRetention(
+        Retention(**values), tuple(overridden), None if remaining < 0 else remaining / 1000
+    )

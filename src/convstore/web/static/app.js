@@ -27,8 +27,9 @@ function el(name, attrs, text) {
   return node;
 }
 
-function draw(svg, data) {
-  while (svg.firstChild) svg.removeChild(svg.firstChild);
+function draw(target, data) {
+  // Built off-document and swapped in at once: one layout for the whole diagram.
+  const svg = target.cloneNode(false);
   const lanes = data.lanes, arrows = data.arrows;
   const x = new Map(lanes.map((lane, i) => [lane.id, PAD + LANE_W / 2 + i * LANE_W]));
   const width = PAD * 2 + LANE_W * Math.max(lanes.length, 1);
@@ -76,6 +77,8 @@ function draw(svg, data) {
     g.appendChild(el("title", {}, `${a.type}: ${a.from} → ${a.to === null ? "·" : a.to}\n${a.timestamp}`));
     svg.appendChild(g);
   });
+  target.replaceWith(svg);
+  return svg;
 }
 
 function listItem(message, a, index) {
@@ -126,7 +129,7 @@ function follow(svg, data) {
     data.arrows.push(a);
     if (!data.lanes.some((lane) => lane.id === a.from)) data.lanes.push({id: a.from, type: "unlisted", role: ""});
     if (a.to !== null && !data.lanes.some((lane) => lane.id === a.to)) data.lanes.push({id: a.to, type: "unlisted", role: ""});
-    draw(svg, data);
+    svg = draw(svg, data);
     list.appendChild(listItem(payload.message, a, data.arrows.length));
     count.textContent = String(Number(count.textContent) + 1);
   });
@@ -137,6 +140,5 @@ document.addEventListener("DOMContentLoaded", () => {
   const svg = document.getElementById("diagram");
   if (!block || !svg) return;
   const data = JSON.parse(block.textContent);
-  draw(svg, data);
-  follow(svg, data);
+  follow(draw(svg, data), data);
 });

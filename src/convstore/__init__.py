@@ -73,6 +73,7 @@ from convstore.plans import (
     ServerInfo,
     SessionPage,
 )
+from convstore.plans.inspect import Entry, SessionRetention
 from convstore.policies import DEFAULT_RETRY, RetryPolicy, WriteConcern
 from convstore.store import AsyncConversationStore, ConversationStore
 
@@ -95,6 +96,7 @@ __all__ = [
     "ConvstoreError",
     "DurabilityNotMet",
     "DurabilityUnsupported",
+    "Entry",
     "HistoryPage",
     "KeySpace",
     "Limits",
@@ -112,6 +114,7 @@ __all__ = [
     "SessionKeyParse",
     "SessionNotFound",
     "SessionPage",
+    "SessionRetention",
     "SessionType",
     "StoreError",
     "StoreUnavailable",

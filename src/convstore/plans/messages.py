@@ -207,7 +207,8 @@ def _read(config: StoreConfig, key: str, command: tuple[Any, ...]) -> Plan[list[
     """Run one XRANGE/XREVRANGE; an empty answer is told apart from a missing session."""
     rows: list[Any] = yield Call(command)
     if not rows and not (yield Call(("EXISTS", config.keyspace.session(key).session))):
-        yield from missing_session(config, key)  # (a key only appended to by the adapter has a hash)
+        # (a key only appended to by the adapter has a hash)
+        yield from missing_session(config, key)
     return rows
 
 

@@ -64,7 +64,9 @@ def web_command(args: argparse.Namespace) -> int:
     link = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
     print(f"convstore web: {redact_url(url)} namespace {namespace!r}, read-only", flush=True)
     print(f"convstore web: open {link}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=2
+    )
     return 0
 
 

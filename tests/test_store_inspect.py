@@ -10,10 +10,14 @@ from conftest import SessionFactory, StoreFactory, aw
 from convstore import Entry, Retention, SessionNotFound, SessionRetention, ValidationError
 
 
-async def test_entries_after_and_before(factory: StoreFactory, make_session: SessionFactory) -> None:
+async def test_entries_after_and_before(
+    factory: StoreFactory, make_session: SessionFactory
+) -> None:
     store = factory()
     key = await aw(store.sessions.create(make_session()))
-    await aw(store.messages.append_many(key, [{"role": "user", "content": str(i)} for i in range(5)]))
+    await aw(
+        store.messages.append_many(key, [{"role": "user", "content": str(i)} for i in range(5)])
+    )
     newest = await aw(store.messages.entries(key, limit=2))
     assert [e.message["content"] for e in newest] == ["3", "4"]
     assert all(isinstance(e, Entry) for e in newest)

@@ -395,3 +395,23 @@ def test_web_command_needs_a_url(monkeypatch: pytest.MonkeyPatch, capsys) -> Non
     monkeypatch.delenv("REDIS_URL", raising=False)
     assert main(["web"]) == 2
     assert "needs --url or REDIS_URL" in capsys.readouterr().err
+
+
+def test_damaged_entry_is_left_out_and_counted(
+    store: ConversationStore, web: TestClient, sync_client
+) -> None:
+    key = plant_team(store, n=3)
+    sync_client.xadd(store.config.keyspace.session(key).messages, {b"junk": b"\xc1not msgpack"})
+    html = web.get(f"/sessions/{key}").text
+    assert "1 damaged entry on this page left out" in html
+    assert [a["label"] for a in diagram_data(html)["arrows"]] == ["step 0", "step 1", "step 2"]
+    assert 'data-after="' in html  # the live cursor still found: the damaged entry's id
+    lines = [json.loads(line) for line in web.get(f"/export/{key}").text.splitlines()]
+    assert [line["kind"] for line in lines] == [
+        "session",
+        "message",
+        "message",
+        "message",
+        "damaged",
+    ]
+    assert "not a valid msgpack payload" in lines[-1]["error"]

@@ -72,7 +72,9 @@ def site() -> Iterator[Site]:
     )
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
+        )
     )
     thread = threading.Thread(target=server.run, name="convstore-web-test", daemon=True)
     thread.start()
@@ -115,7 +117,9 @@ def page(browser: Browser) -> Iterator[Page]:
     assert dialogs == [], f"a stored string ran as script: {dialogs}"
 
 
-def agent_msg(key: str, n: int, sender: str, recipient: str, kind: str, text: str) -> AgentCommunicationMessage:
+def agent_msg(
+    key: str, n: int, sender: str, recipient: str, kind: str, text: str
+) -> AgentCommunicationMessage:
     return AgentCommunicationMessage(
         f"msg-{n}", key, sender, "agent", None, recipient, "agent", None, text, kind, utc_now(), {}
     )
@@ -123,7 +127,12 @@ def agent_msg(key: str, n: int, sender: str, recipient: str, kind: str, text: st
 
 SCRIPT = [
     ("mc_001", "agent_analyst", "task_assignment", "Analyse Q3 sales by region"),
-    ("agent_analyst", "agent_writer", "collaboration_request", "Can you draft the summary once numbers land?"),
+    (
+        "agent_analyst",
+        "agent_writer",
+        "collaboration_request",
+        "Can you draft the summary once numbers land?",
+    ),
     ("agent_writer", "agent_analyst", "clarification_request", "Which regions matter most?"),
     ("agent_analyst", "agent_writer", "communication", "EMEA and APAC; NA is flat"),
     ("agent_analyst", "mc_001", "progress_update", "Regions done, 3 of 4"),
@@ -135,14 +144,18 @@ SCRIPT = [
 ]
 
 
-def plant_team(site: Site, session_id: str, script: list[tuple[str, str, str, str]] = SCRIPT) -> str:
+def plant_team(
+    site: Site, session_id: str, script: list[tuple[str, str, str, str]] = SCRIPT
+) -> str:
     people = [
         ConversationParticipant("mc_001", "master_controller"),
         ConversationParticipant("agent_analyst", "agent", "data_analyst"),
         ConversationParticipant("agent_writer", "agent", "writer"),
     ]
     now = utc_now()
-    key = site.session(ConversationSession(session_id, people, "agent_to_agent", now, now, {"project": "q3"}))
+    key = site.session(
+        ConversationSession(session_id, people, "agent_to_agent", now, now, {"project": "q3"})
+    )
     site.store.messages.append_many(
         key, [agent_msg(key, i, *step) for i, step in enumerate(script)]
     )
@@ -169,20 +182,29 @@ def arrows(page: Page) -> list[dict[str, Any]]:
 
 def test_sessions_page_lists_planted_sessions(site: Site, page: Page) -> None:
     keys = [plant_team(site, f"q3-report-{i}") for i in range(3)]
-    people = [ConversationParticipant("user_42", "user"), ConversationParticipant("mc_001", "master_controller")]
+    people = [
+        ConversationParticipant("user_42", "user"),
+        ConversationParticipant("mc_001", "master_controller"),
+    ]
     then = utc_now() - timedelta(hours=2)
     chat = site.session(ConversationSession("support-chat", people, "user_to_mc", then, then))
     page.goto(site.url + "/")
-    listed = page.eval_on_selector_all("tr[data-session-key]", "rows => rows.map(r => r.dataset.sessionKey)")
+    listed = page.eval_on_selector_all(
+        "tr[data-session-key]", "rows => rows.map(r => r.dataset.sessionKey)"
+    )
     assert set(keys) | {chat} <= set(listed)
     assert page.locator("tr", has_text=chat).locator("td.num").first.inner_text() == "0"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "sessions.png"), full_page=True)
     page.goto(site.url + "/?type=user_to_mc")
-    assert chat in page.eval_on_selector_all("tr[data-session-key]", "r => r.map(x => x.dataset.sessionKey)")
+    assert chat in page.eval_on_selector_all(
+        "tr[data-session-key]", "r => r.map(x => x.dataset.sessionKey)"
+    )
 
 
-def test_session_page_draws_one_arrow_per_message_between_the_right_lanes(site: Site, page: Page) -> None:
+def test_session_page_draws_one_arrow_per_message_between_the_right_lanes(
+    site: Site, page: Page
+) -> None:
     key = plant_team(site, "q3-report")
     site.store.sessions.set_retention(key, Retention(max_messages=5000, ttl=timedelta(days=7)))
     page.goto(f"{site.url}/sessions/{key}")
@@ -203,7 +225,9 @@ def test_appended_message_appears_within_a_second(site: Site, page: Page) -> Non
     page.goto(f"{site.url}/sessions/{key}")
     page.wait_for_function("() => document.getElementById('live-status').textContent === 'live'")
     started = time.monotonic()
-    site.store.messages.append(key, agent_msg(key, 99, "agent_writer", "mc_001", "status_update", "fresh"))
+    site.store.messages.append(
+        key, agent_msg(key, 99, "agent_writer", "mc_001", "status_update", "fresh")
+    )
     page.wait_for_selector('#diagram g.arrow[data-message-id="msg-99"]', timeout=1000)
     elapsed = time.monotonic() - started
     assert page.locator("#messages li").last.locator(".content").inner_text() == "fresh"
@@ -213,7 +237,10 @@ def test_appended_message_appears_within_a_second(site: Site, page: Page) -> Non
 
 
 def test_stored_script_renders_as_text(site: Site, page: Page) -> None:
-    people = [ConversationParticipant("user_1", "user"), ConversationParticipant("mc_1", "master_controller")]
+    people = [
+        ConversationParticipant("user_1", "user"),
+        ConversationParticipant("mc_1", "master_controller"),
+    ]
     now = utc_now()
     key = site.session(ConversationSession("hostile", people, "user_to_mc", now, now, {"x": EVIL}))
     site.store.messages.append(key, {"role": "user", "content": EVIL})
@@ -233,7 +260,9 @@ def test_stored_script_renders_as_text(site: Site, page: Page) -> None:
 def test_live_stream_resumes_from_last_event_id(site: Site) -> None:
     key = plant_team(site, "resume", SCRIPT[:2])
     first = site.store.messages.entries(key, after="0-0", limit=1)[0].entry_id
-    site.store.messages.append(key, agent_msg(key, 50, "mc_001", "agent_writer", "feedback", "after"))
+    site.store.messages.append(
+        key, agent_msg(key, 50, "mc_001", "agent_writer", "feedback", "after")
+    )
     with httpx.stream(
         "GET", f"{site.url}/live/{key}", headers={"last-event-id": first}, timeout=5
     ) as response:

@@ -177,11 +177,17 @@ class MessageRepository(_Repository):
         )
 
     def entries(
-        self, key: str, *, after: str | None = None, before: str | None = None, limit: int = 100
-    ) -> list[Entry]:
+        self,
+        key: str,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 100,
+        on_error: OnError = "raise",
+    ) -> Records[Entry]:
         """Up to ``limit`` messages with their stream entry ids, oldest first: the first
         ones after the entry id ``after``, else the newest ones before ``before``."""
-        return self._driver.run(entries(self._config, key, after, before, limit))
+        return self._driver.run(entries(self._config, key, after, before, limit, on_error))
 
     def count(self, key: str) -> int:
         return self._driver.run(plans.count(self._config, key))
@@ -305,9 +311,15 @@ class AsyncMessageRepository(_Repository):
         )
 
     async def entries(
-        self, key: str, *, after: str | None = None, before: str | None = None, limit: int = 100
-    ) -> list[Entry]:
-        return await self._driver.run(entries(self._config, key, after, before, limit))
+        self,
+        key: str,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 100,
+        on_error: OnError = "raise",
+    ) -> Records[Entry]:
+        return await self._driver.run(entries(self._config, key, after, before, limit, on_error))
 
     async def count(self, key: str) -> int:
         return await self._driver.run(plans.count(self._config, key))

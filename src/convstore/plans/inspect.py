@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from convstore.errors import ValidationError
+from convstore.errors import CodecError, ValidationError
 from convstore.plans.config import Retention, StoreConfig
+from convstore.plans.damage import OnError, Skips
 from convstore.plans.indexes import missing_session
 from convstore.plans.messages import STREAM_ID, decode_row
+from convstore.plans.results import Records
 from convstore.plans.steps import Batch, Call, Plan
 from convstore.plans.values import as_text, stored_int
 from convstore.validation import positive_int
@@ -46,11 +48,18 @@ def _cursor(value: str | None, field: str) -> str | None:
 
 
 def entries(
-    config: StoreConfig, key: str, after: str | None, before: str | None, limit: int
-) -> Plan[list[Entry]]:
+    config: StoreConfig,
+    key: str,
+    after: str | None,
+    before: str | None,
+    limit: int,
+    on_error: OnError = "raise",
+) -> Plan[Records[Entry]]:
     """Up to ``limit`` entries, oldest first: the first ones after ``after`` when it is
-    given, else the newest ones before ``before`` (None: the newest of all)."""
+    given, else the newest ones before ``before`` (None: the newest of all). A damaged
+    entry raises, or is left out and listed in ``skipped`` (its ``entry_id`` is a cursor)."""
     limit = positive_int(limit, "limit")
+    skips = Skips(on_error, "entries")
     after, before = _cursor(after, "after"), _cursor(before, "before")
     if after is not None and before is not None:
         raise ValidationError("give after or before, not both", field="after")
@@ -65,7 +74,13 @@ def entries(
         yield from missing_session(config, key)
     if after is None:
         rows = list(reversed(rows))
-    return [Entry(as_text(row[0]), decode_row(config, key, row)) for row in rows]
+    out: list[Entry] = []
+    for row in rows:
+        try:
+            out.append(Entry(as_text(row[0]), decode_row(config, key, row)))
+        except CodecError as exc:
+            skips.add(exc)
+    return Records(out, skips.errors)
 
 
 _FIELDS = ("max_messages", "max_age", "ttl")

@@ -20,7 +20,7 @@ from convstore.errors import SessionNotFound, ValidationError
 from convstore.models import ConversationSession, SessionType, utc_now
 from convstore.store import AsyncConversationStore
 from convstore.web.diagram import arrow, diagram
-from convstore.web.export import session_jsonl, to_json
+from convstore.web.export import last_id, session_jsonl, to_json
 
 __all__ = ["export", "live", "session_page", "sessions_page"]
 
@@ -146,13 +146,13 @@ async def session_page(request: Request) -> Response:
     live_after = None
     older_url = None
     if ranged:
-        messages = list(await store.messages.history(key, limit, since=since, until=until))
+        found = await store.messages.history(key, limit, since=since, until=until, on_error="skip")
+        messages, skipped = list(found), len(found.skipped)
     else:
         if before is None:  # read the live cursor first: the tail may repeat, never skip
-            newest = await store.messages.entries(key, limit=1)
-            live_after = newest[0].entry_id if newest else "0-0"
-        page = await store.messages.page(key, before, limit)
-        messages = page.items
+            live_after = await _newest_id(store, key)
+        page = await store.messages.page(key, before, limit, on_error="skip")
+        messages, skipped = page.items, len(page.skipped)
         if page.cursor is not None:
             older_url = session_url(key, before=page.cursor, limit=str(limit))
     count, retention = await asyncio.gather(
@@ -179,6 +179,7 @@ async def session_page(request: Request) -> Response:
             "until": until or "",
             "limit": limit,
             "ranged": ranged,
+            "skipped": skipped,
         },
     )
 
@@ -202,6 +203,13 @@ async def export(request: Request) -> Response:
     )
 
 
+async def _newest_id(store: AsyncConversationStore, key: str) -> str:
+    """The newest entry id ("0-0" for an empty history), damaged or not."""
+    newest = await store.messages.entries(key, limit=1, on_error="skip")
+    found = [e.entry_id for e in newest] + [x.entry_id for x in newest.skipped if x.entry_id]
+    return found[0] if found else "0-0"
+
+
 def _event(entry_id: str, data: dict[str, Any]) -> str:
     return f"id: {entry_id}\nevent: message\ndata: {to_json(data)}\n\n"
 
@@ -219,9 +227,8 @@ async def live(request: Request) -> Response:
     if session is None:
         raise SessionNotFound(key)
     if after is None:
-        newest = await store.messages.entries(key, limit=1)
-        after = newest[0].entry_id if newest else "0-0"
-    await store.messages.entries(key, after=after, limit=1)  # a bad cursor is a 400 here
+        after = await _newest_id(store, key)
+    await store.messages.entries(key, after=after, limit=1, on_error="skip")  # bad cursor: 400
     interval: float = request.app.state.poll_interval
 
     async def stream() -> Any:
@@ -229,14 +236,14 @@ async def live(request: Request) -> Response:
         yield "retry: 1000\n\n"
         while not await request.is_disconnected():
             try:
-                batch = await store.messages.entries(key, after=cursor, limit=100)
+                batch = await store.messages.entries(key, after=cursor, limit=100, on_error="skip")
             except SessionNotFound:
                 yield "event: gone\ndata: {}\n\n"
                 return
             for entry in batch:
                 drawn = arrow(session, entry.message, 0)
                 yield _event(entry.entry_id, {"message": entry.message, "arrow": drawn})
-                cursor = entry.entry_id
+            cursor = last_id(cursor, batch)
             if batch:
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since > KEEPALIVE:

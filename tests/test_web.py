@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -20,7 +21,9 @@ import redis.asyncio
 
 pytest.importorskip("starlette", reason="needs the web extra")
 
-from starlette.testclient import TestClient
+with warnings.catch_warnings():  # Starlette 1.x prefers httpx2; httpx still works
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    from starlette.testclient import TestClient
 
 from convstore import (
     AgentCommunicationMessage,
@@ -34,10 +37,6 @@ from convstore import (
 )
 from convstore.web import create_app
 from convstore.web.security import allowed_hosts, is_loopback
-
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Using `httpx` with `starlette.testclient`:DeprecationWarning"
-)
 
 HOST = "http://127.0.0.1"
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'

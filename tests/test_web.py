@@ -36,7 +36,7 @@ from convstore import (
     utc_now,
 )
 from convstore.web import create_app
-from convstore.web.security import allowed_hosts, is_loopback
+from convstore.web.security import allowed_hosts, host_name, is_loopback
 
 HOST = "http://127.0.0.1"
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -312,6 +312,9 @@ def test_foreign_host_header_is_refused(store: ConversationStore, web: TestClien
     assert web.get("/", headers={"host": "attacker.example"}).status_code == 400
     assert web.get("/", headers={"host": "attacker.example:8765"}).status_code == 400
     assert web.get("/", headers={"host": "localhost:8765"}).status_code == 200
+    assert web.get("/", headers={"host": "[::1]:8765"}).status_code == 200
+    assert web.get("/", headers={"host": "127.0.0.1.attacker.example"}).status_code == 400
+    assert web.get("/", headers={"host": ""}).status_code == 400
 
 
 def test_read_only_no_method_but_get(store: ConversationStore, web: TestClient) -> None:
@@ -357,6 +360,16 @@ def test_token_is_required_when_given(
 def test_short_token_refused() -> None:
     with pytest.raises(ConfigurationError):
         create_app(AsyncConversationStore(fakeredis.FakeAsyncRedis()), token="short")
+
+
+def test_host_names() -> None:
+    assert [host_name(h) for h in ("a:1", "a", "[::1]:80", "[::1]", "::1")] == [
+        "a",
+        "a",
+        "[::1]",
+        "[::1]",
+        "::1",
+    ]
 
 
 def test_loopback_detection() -> None:

@@ -15,7 +15,6 @@ from typing import Any
 import jinja2
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -25,7 +24,7 @@ from starlette.templating import Jinja2Templates
 from convstore.errors import CodecError, ConvstoreError, SessionNotFound, ValidationError
 from convstore.store import AsyncConversationStore
 from convstore.web import views
-from convstore.web.security import TokenGate, allowed_hosts, check_token, security_headers
+from convstore.web.security import HostGate, TokenGate, allowed_hosts, check_token, security_headers
 
 __all__ = ["create_app"]
 
@@ -94,9 +93,7 @@ def create_app(
         Route("/export/{session_key:path}", views.export, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(_PACKAGE / "static")), name="static"),
     ]
-    middleware = [
-        Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts or allowed_hosts("127.0.0.1")))
-    ]
+    middleware = [Middleware(HostGate, hosts=list(hosts or allowed_hosts("127.0.0.1")))]
     if token is not None:
         middleware.append(Middleware(TokenGate, token=check_token(token)))
     app = Starlette(

@@ -20,9 +20,11 @@ from convstore.errors import ConfigurationError
 __all__ = [
     "SECURITY_HEADERS",
     "TOKEN_COOKIE",
+    "HostGate",
     "TokenGate",
     "allowed_hosts",
     "check_token",
+    "host_name",
     "is_loopback",
     "new_token",
     "security_headers",
@@ -94,6 +96,32 @@ def security_headers(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send_with_headers)
 
     return wrapped
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without the port (``[::1]:8765`` -> ``[::1]``)."""
+    if header.startswith("["):
+        return header[: header.find("]") + 1] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class HostGate:
+    """Refuse (400) a request whose Host header names none of ``hosts``: a page on another
+    name that rebinds its DNS to 127.0.0.1 still sends its own name, and is refused."""
+
+    def __init__(self, app: ASGIApp, hosts: Iterable[str]) -> None:
+        self.app = app
+        self._hosts = {h.lower() for h in hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            headers = dict(scope["headers"])
+            host = host_name(headers.get(b"host", b"").decode("latin-1").lower())
+            if host not in self._hosts:
+                await _respond(send, 400, [(b"content-type", b"text/plain; charset=utf-8")],
+                               b"convstore web: this Host is not served (see --allow-host)")  # fmt: skip
+                return
+        await self.app(scope, receive, send)
 
 
 class TokenGate:

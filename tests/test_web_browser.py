@@ -111,10 +111,14 @@ def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     opened = context.new_page()
     dialogs: list[str] = []
+    errors: list[str] = []
     opened.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    opened.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
     yield opened
     context.close()
     assert dialogs == [], f"a stored string ran as script: {dialogs}"
+    assert errors == [], f"the page logged errors (a CSP violation, a script error): {errors}"
 
 
 def agent_msg(

@@ -227,3 +227,19 @@ def factory(
         return AsyncConversationStore(async_client, namespace=ns or namespace, **options)
 
     return make
+
+
+@pytest.fixture
+def cli(
+    backend: str,
+    backend_url: str | None,
+    namespace: str,
+    fake_server: fakeredis.FakeServer,
+    sync_client: redis.Redis,
+    capsys: pytest.CaptureFixture[str],
+) -> Any:
+    """The ``convstore`` command on the test's backend: a subprocess on the real Redis, in
+    process elsewhere (see ``tests/cli_runner.py``)."""
+    from cli_runner import Cli
+
+    return Cli(backend_url, namespace, fake_server, capsys, subprocess=backend == "real")

@@ -7,6 +7,7 @@ pid afterwards. Without a redis-server binary the test fails in CI and is skippe
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -90,3 +91,78 @@ async def test_server_info_sees_cluster_mode(
     aclient = redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=cluster_port)
     assert await AsyncConversationStore(aclient, namespace="cluster-info").server_info() == info
     await aclient.aclose()
+
+
+async def test_framework_primitives_and_adapters_on_a_cluster(
+    cluster_port: int, make_session: SessionFactory
+) -> None:
+    """fork crosses slots; the agents session and the LangGraph saver stay in their slots."""
+    from langgraph.checkpoint.conformance import checkpointer_test, validate
+
+    from convstore.adapters.langgraph import ConvstoreSaver
+    from convstore.adapters.openai_agents import ConvstoreSession
+
+    client = redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=cluster_port)
+    store = AsyncConversationStore(client, namespace="cluster-frameworks")
+    key = await store.sessions.create(make_session("fork-src"))
+    await store.messages.append_many(key, [{"role": "user", "content": str(i)} for i in range(5)])
+    target = make_session("fork-dst")
+    keyspace = store.config.keyspace
+    assert client.keyslot(keyspace.session(key).session) != client.keyslot(
+        keyspace.session(target.generate_session_key()).session
+    )
+    new_key = await store.messages.fork(key, target)
+    assert [m["content"] for m in await store.messages.history(new_key)] == [
+        "0",
+        "1",
+        "2",
+        "3",
+        "4",
+    ]
+    assert (await store.messages.pop(new_key))["content"] == "4"
+    assert (
+        await store.messages.truncate_after(
+            key, (await store.messages.page(key, limit=5)).items[0]["metadata"]["message_id"]
+        )
+        == 4
+    )
+
+    session = ConvstoreSession("agents-on-cluster", store=store)
+    await session.add_items(
+        [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    )
+    assert (await session.pop_item()) == {"role": "assistant", "content": "b"}
+
+    from google.adk.events.event import Event
+    from google.adk.events.event_actions import EventActions
+
+    from convstore.adapters.adk import ConvstoreSessionService
+
+    service = ConvstoreSessionService(store=store)
+    adk_session = await service.create_session(app_name="app", user_id="u", state={"app:a": 1})
+    delta = {"app:b": 2, "user:c": 3, "d": 4, "temp:e": 5}
+    await service.append_event(
+        adk_session, Event(author="user", actions=EventActions(state_delta=delta))
+    )
+    loaded = await service.get_session(app_name="app", user_id="u", session_id=adk_session.id)
+    assert loaded is not None and loaded.state == {"app:a": 1, "app:b": 2, "user:c": 3, "d": 4}
+    assert [s.id for s in (await service.list_sessions(app_name="app")).sessions] == [
+        adk_session.id
+    ]
+
+    @checkpointer_test(name="ConvstoreSaver on a cluster")
+    async def saver() -> Any:
+        yield ConvstoreSaver(store=store)
+
+    report = await validate(saver)
+    for capability in (
+        "put",
+        "put_writes",
+        "get_tuple",
+        "list",
+        "delete_thread",
+        "copy_thread",
+        "prune",
+    ):
+        assert report.results[capability].passed is True, report.results[capability].failures
+    await client.aclose()

@@ -33,8 +33,8 @@ from convstore.plans.values import epoch_micros
 
 T = TypeVar("T")
 
-ENTRY_EXAMPLES = {"fake": 50, "real": 50}
-SESSION_EXAMPLES = {"fake": 80, "real": 80}
+ENTRY_EXAMPLES = {"fake": 50, "real": 50, "valkey": 20}  # valkey: a lighter third pass
+SESSION_EXAMPLES = {"fake": 80, "real": 80, "valkey": 30}
 MIN_ENTRIES, MAX_ENTRIES = 80, 100
 MIN_SESSIONS, MAX_SESSIONS = 13, 16
 #: Cases per backend each test must reach (the minimum sizes guarantee them; the exact
@@ -280,7 +280,7 @@ def test_hostile_stream_entries(
         check_writes(store, key, sync_client)
 
     check()
-    assert cases >= ENTRY_CASES
+    assert cases >= ENTRY_EXAMPLES[backend] * MIN_ENTRIES  # ENTRY_CASES on fake and real
     print(f"{backend}: {cases} hostile stream entries")
 
 
@@ -388,7 +388,7 @@ def test_hostile_session_hashes(
             check_session(store, sync_client, session, key, stored, rnd)
 
     check()
-    assert cases >= SESSION_CASES
+    assert cases >= SESSION_EXAMPLES[backend] * MIN_SESSIONS  # SESSION_CASES on fake, real
     print(f"{backend}: {cases} hostile session hashes")
 
 
@@ -421,7 +421,7 @@ def check_session(
         assert got is not None and got.session_id == session.session_id
     else:
         assert isinstance(got, CodecError) and got.key == key
-    assert store.sessions.exists(key) == bool(stored)
+    assert store.sessions.exists(key) == ("rec" in stored)  # a saved record, not any hash
     operations = [
         lambda: store.sessions.touch(key),
         lambda: store.messages.count(key),

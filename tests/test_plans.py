@@ -235,9 +235,11 @@ def test_append_sends_ids_timestamps_and_payloads_in_one_script() -> None:
         "0",
         "0",
         "0",  # a session that was never saved is refused (the adapter's unsaved_ok is off)
+        "",  # no expect_last
         codec.encode_message_id("m1"),
         str(NOW_US // 1000),
         codec.encode_entry("user", "hi", NOW, {}),
+        "",  # no tool-call fields
     )
     assert run.send([1, b"5", b"", [b"1714564800000-0", 1]]) is None
     assert run.result == [AppendResult("m1", "1714564800000-0", True)]

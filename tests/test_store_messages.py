@@ -793,8 +793,9 @@ def test_real_server_stores_a_hash_and_a_stream_of_msgpack(
         rows = real_client.xrange(keys.messages)
         assert len(rows) == 2
         decoded = []
-        for _entry_id, fields in rows:
-            ((message_id, payload),) = fields.items()
+        for _entry_id, fields in rows:  # layout 2: m = stored id, d = payload, tc/tr tools
+            message_id, payload = fields[b"m"], fields[b"d"]
+            assert set(fields) <= {b"m", b"d", b"tc"}
             value = msgpack.unpackb(payload, timestamp=3)
             assert len(message_id) == 17 and message_id[0] == 0  # a uuid id, stored compact
             decoded.append((codec.decode_message_id(message_id), value))
@@ -805,6 +806,8 @@ def test_real_server_stores_a_hash_and_a_stream_of_msgpack(
         assert second["c"] == "report"
         assert second["t"] == sent.timestamp
         assert second["m"]["tool_calls"] == [{"id": "c1"}]
+        assert rows[1][1][b"tc"] == b"c1" and b"tc" not in rows[0][1]
+        assert real_client.hget(keys.session, "lv") == b"2"
         assert second["m"]["message_type"] == "result_report"
         assert second["m"]["sender_id"] == "agent_a"
     finally:

@@ -9,10 +9,14 @@ awaitable (``BOTH_AWAITABLE``), so either name works in either kind of code.
 from __future__ import annotations
 
 import inspect
+import types
 
 import pytest
 
 from convstore import AsyncConversationStore, ConversationStore
+from convstore.follow import AsyncFollower, Follower
+from convstore.inbox import AsyncInbox, AsyncInboxDelivery, Inbox, InboxDelivery
+from convstore.inboxes import AsyncInboxRepository, InboxRepository
 from convstore.repositories import (
     AsyncMessageRepository,
     AsyncSessionRepository,
@@ -24,7 +28,14 @@ PAIRS = [
     (ConversationStore, AsyncConversationStore),
     (SessionRepository, AsyncSessionRepository),
     (MessageRepository, AsyncMessageRepository),
+    (InboxRepository, AsyncInboxRepository),
+    (Inbox, AsyncInbox),
+    (InboxDelivery, AsyncInboxDelivery),
+    (Follower, AsyncFollower),
 ]
+#: Methods that hand back an iterator: a plain function on both sides (the async one
+#: returns an async iterator, used with ``async for``).
+ITERATORS = {"follow", "inbox", "consume"}
 RENAMED = {"__enter__": "__aenter__", "__exit__": "__aexit__"}
 #: Awaitable on both stores (the sync store's blocking close is ``close``).
 BOTH_AWAITABLE = {"aclose"}
@@ -54,10 +65,12 @@ def test_same_signatures_and_async_methods_are_coroutines(sync: type, aio: type)
     for name, member in public(sync).items():
         twin = aio_members[RENAMED.get(name, name)]
         assert type(member) is type(twin), name  # property/classmethod/function alike
-        if isinstance(member, property):
-            continue
+        if isinstance(member, property | types.MemberDescriptorType):
+            continue  # attributes: same kind on both sides is all there is to check
         assert _signature(member) == _signature(twin), name
-        if inspect.isfunction(member) and name not in ("__init__",):
+        if inspect.isfunction(member) and name in ITERATORS:
+            assert not inspect.iscoroutinefunction(twin), f"async {name} must return an iterator"
+        elif inspect.isfunction(member) and name not in ("__init__",):
             if name in BOTH_AWAITABLE:
                 assert inspect.iscoroutinefunction(member), f"sync {name} is not awaitable"
             else:
@@ -66,7 +79,7 @@ def test_same_signatures_and_async_methods_are_coroutines(sync: type, aio: type)
 
 
 def test_both_stores_close_both_ways() -> None:
-    for cls in (ConversationStore, AsyncConversationStore):
+    for cls in (ConversationStore, AsyncConversationStore, Inbox, AsyncInbox, Follower):
         assert {"close", "aclose"} <= set(public(cls)), cls.__name__
 
 
@@ -74,3 +87,5 @@ def test_the_comparison_sees_the_main_methods() -> None:
     """Guard against public() finding nothing (which would make the checks above vacuous)."""
     sync_store_methods = set(public(SessionRepository)) | set(public(MessageRepository))
     assert {"create", "save", "get", "list", "append", "history", "page"} <= sync_store_methods
+    assert "follow" in public(MessageRepository) and "inbox" in public(ConversationStore)
+    assert {"ack", "reject"} <= set(public(InboxDelivery))

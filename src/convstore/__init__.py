@@ -25,22 +25,26 @@ from convstore.errors import (
     ConvstoreError,
     DurabilityNotMet,
     DurabilityUnsupported,
+    MessageNotFound,
     PermissionDenied,
     ProtocolError,
     SessionExists,
     SessionKeyConflict,
     SessionNotFound,
+    StaleAppend,
     StoreError,
     StoreUnavailable,
     UnexpectedReply,
     ValidationError,
 )
+from convstore.follow import AsyncFollower, FollowedMessage, Follower
 from convstore.health import (
     check_data_consistency,
     data_consistency_problems,
     model_health_problems,
     validate_models_health,
 )
+from convstore.inbox import AsyncInbox, AsyncInboxDelivery, Inbox, InboxDelivery
 from convstore.keys import MAX_SESSION_KEY_LENGTH, KeySpace
 from convstore.migration import (
     CURRENT_SCHEMA_VERSION,
@@ -73,6 +77,8 @@ from convstore.plans import (
     ServerInfo,
     SessionPage,
 )
+from convstore.plans.config import InboxSettings
+from convstore.plans.inbox import DeadLetter
 from convstore.plans.inspect import Entry, SessionRetention
 from convstore.policies import DEFAULT_RETRY, RetryPolicy, WriteConcern
 from convstore.store import AsyncConversationStore, ConversationStore
@@ -84,6 +90,9 @@ __all__ = [
     "AgentCommunicationMessage",
     "AppendResult",
     "AsyncConversationStore",
+    "AsyncFollower",
+    "AsyncInbox",
+    "AsyncInboxDelivery",
     "AuthenticationFailed",
     "ClientOptions",
     "ClusterError",
@@ -94,12 +103,19 @@ __all__ = [
     "ConversationSession",
     "ConversationStore",
     "ConvstoreError",
+    "DeadLetter",
     "DurabilityNotMet",
     "DurabilityUnsupported",
     "Entry",
+    "FollowedMessage",
+    "Follower",
     "HistoryPage",
+    "Inbox",
+    "InboxDelivery",
+    "InboxSettings",
     "KeySpace",
     "Limits",
+    "MessageNotFound",
     "MessageType",
     "NoSocketTimeoutWarning",
     "ParticipantType",
@@ -116,6 +132,7 @@ __all__ = [
     "SessionPage",
     "SessionRetention",
     "SessionType",
+    "StaleAppend",
     "StoreError",
     "StoreUnavailable",
     "UnexpectedReply",

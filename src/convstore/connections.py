@@ -23,6 +23,7 @@ __all__ = [
     "disable_client_retries",
     "embedded_client",
     "inspect_client",
+    "library_info",
     "socket_timeout",
 ]
 
@@ -72,11 +73,41 @@ class ClientOptions:
         return kwargs
 
 
+def library_info() -> dict[str, Any]:
+    """redis-py's own options naming convstore as its upstream library.
+
+    redis-py sends them with ``CLIENT SETINFO`` (Redis/Valkey 7.2+; it ignores the error on
+    older servers, where only the client name, sent with ``CLIENT SETNAME``, shows).
+    """
+    version = _version()
+    try:
+        from redis.driver_info import DriverInfo  # redis-py >= 7.1
+    except ImportError:
+        return {"lib_name": f"redis-py(convstore_v{version})"}
+    return {"driver_info": DriverInfo().add_upstream_driver("convstore", version)}
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("convstore")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
 def client_from_url(
     url: str, *, use_async: bool, cluster: bool = False, options: ClientOptions | None = None
 ) -> Any:
-    """A client for ``redis://``, ``rediss://`` or ``unix://`` URLs (credentials included)."""
+    """A client for ``redis://``, ``rediss://`` or ``unix://`` URLs (credentials included).
+
+    On standalone servers from 7.2 on it shows in ``CLIENT LIST`` with convstore in its
+    library name; ``client_name`` (``CLIENT SETNAME``, every version) is opt-in, because an
+    ACL user without ``client|setname`` could not connect at all with one.
+    """
     kwargs = {**(options or ClientOptions()).redis_kwargs(url), "decode_responses": False}
+    if not cluster:
+        kwargs.update(library_info())
     if cluster:
         cluster_cls = (
             redis.asyncio.cluster.RedisCluster if use_async else redis.cluster.RedisCluster

@@ -13,6 +13,7 @@ re-sent.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,8 +37,19 @@ T = TypeVar("T")
 class _Operation:
     """Retry bookkeeping of one store operation (one plan run)."""
 
-    def __init__(self, plan: Plan[Any], retry: RetryPolicy | None, concern: WriteConcern) -> None:
+    def __init__(
+        self,
+        plan: Plan[Any],
+        retry: RetryPolicy | None,
+        concern: WriteConcern,
+        hook: monitoring.MetricsHook | None = None,
+    ) -> None:
         self.name = getattr(getattr(plan, "gi_code", None), "co_name", "operation")
+        self.hook = hook
+        self.observed = hook is not None or monitoring.get_metrics_hook() is not None
+        self.session = ""
+        self.messages = 0
+        self.bytes = 0
         self.retry = retry
         self.concern = concern
         self.started = time.monotonic()
@@ -45,9 +57,11 @@ class _Operation:
         self.changed = False  # a write of this operation may have reached the server
         self.shortfall: tuple[str, int, int] | None = None
 
-    def succeeded(self, step: Step) -> None:
+    def succeeded(self, step: Step, reply: Any) -> None:
         self.changed = self.changed or step.writes
         self.failures = 0
+        if self.observed:
+            _measure(self, step, reply)
 
     def after_failure(self, step: Step, exc: BaseException) -> float:
         """The wait before re-sending ``step``; raises when it must not or cannot be re-sent."""
@@ -99,23 +113,64 @@ class _Operation:
         return result
 
 
+def _measure(op: _Operation, step: Step, reply: Any) -> None:
+    """Session, messages and payload bytes of one step (only when a hook listens)."""
+    inner = step.steps if isinstance(step, Batch) else (step,)
+    replies = reply if isinstance(step, Batch) else (reply,)
+    for one, answer in zip(inner, replies, strict=False):
+        if isinstance(one, Run):
+            if not op.session and one.keys:
+                op.session = monitoring.key_hash(one.keys[0])
+            op.bytes += sum(len(a) for a in one.args if isinstance(a, bytes))
+            op.messages += one.messages
+        elif one.args and str(one.args[0]).upper() in ("XRANGE", "XREVRANGE"):
+            if not op.session:
+                op.session = monitoring.key_hash(str(one.args[1]))
+            rows = answer if isinstance(answer, list) else []
+            op.messages += len(rows)
+            for row in rows:
+                fields = row[1]
+                values = fields.values() if isinstance(fields, dict) else fields[1::2]
+                op.bytes += sum(len(v) for v in values if isinstance(v, bytes))
+
+
 @contextmanager
 def _translated(op: _Operation, plan: Plan[Any]) -> Iterator[None]:
     """Map redis-py failures to convstore errors and report the operation to monitoring."""
-    outcome = "error"
+    outcome, error = "error", ""
     try:
         yield
         outcome = "ok"
     except rex.RedisError as exc:
-        raise translate(exc, op.name) from exc
+        translated = translate(exc, op.name)
+        error = type(translated).__name__
+        raise translated from exc
+    except Exception as exc:
+        error = type(exc).__name__
+        raise
     finally:
         plan.close()
-        if monitoring.get_metrics_hook() is not None:
-            monitoring.emit(
-                "store.operation",
-                time.monotonic() - op.started,
-                {"operation": op.name, "outcome": outcome},
-            )
+        elapsed = time.monotonic() - op.started
+        if op.observed:
+            labels = {
+                "operation": op.name,
+                "outcome": outcome,
+                "error": error,
+                "session": op.session,
+                "messages": str(op.messages),
+                "bytes": str(op.bytes),
+            }
+            monitoring.emit("store.operation", elapsed, labels, store_hook=op.hook)
+        level = logging.DEBUG if outcome == "ok" else logging.INFO
+        if monitoring.logger.isEnabledFor(level):
+            fields = {
+                "operation": op.name,
+                "outcome": outcome,
+                "duration_ms": round(elapsed * 1000, 3),
+                "error": error,
+                "session": op.session,
+            }
+            monitoring.log_event(level, "store.operation", fields)
 
 
 def _routing(client: Any, step: Call) -> dict[str, Any]:
@@ -154,15 +209,18 @@ class _Driver:
         retry: RetryPolicy | None = DEFAULT_RETRY,
         concern: WriteConcern | None = None,
         cluster: bool = False,
+        metrics_hook: monitoring.MetricsHook | None = None,
     ) -> None:
         self.client = client
+        self.metrics_hook = metrics_hook
         self.retry = retry
         self.concern = concern or WriteConcern()
         self.cluster = cluster
         self._script = _ScriptCache(client)
 
     def _operation(self, plan: Plan[Any], wait_replicas: int | None) -> _Operation:
-        return _Operation(plan, self.retry, self.concern.with_replicas(wait_replicas))
+        concern = self.concern.with_replicas(wait_replicas)
+        return _Operation(plan, self.retry, concern, self.metrics_hook)
 
 
 class SyncDriver(_Driver):
@@ -191,7 +249,7 @@ class SyncDriver(_Driver):
                 self._refresh_topology()
                 time.sleep(delay)
                 continue
-            op.succeeded(step)
+            op.succeeded(step, reply)
             return reply
 
     def _refresh_topology(self) -> None:
@@ -248,8 +306,11 @@ class AsyncDriver(_Driver):
         retry: RetryPolicy | None = DEFAULT_RETRY,
         concern: WriteConcern | None = None,
         cluster: bool = False,
+        metrics_hook: monitoring.MetricsHook | None = None,
     ) -> None:
-        super().__init__(client, retry=retry, concern=concern, cluster=cluster)
+        super().__init__(
+            client, retry=retry, concern=concern, cluster=cluster, metrics_hook=metrics_hook
+        )
         if cluster and self.concern.active:
             raise ConfigurationError(
                 "wait_replicas / durability='fsync' are not supported on an asyncio "
@@ -282,7 +343,7 @@ class AsyncDriver(_Driver):
             except Exception as exc:  # noqa: BLE001 - after_failure re-raises what it cannot retry
                 await asyncio.sleep(op.after_failure(step, exc))
                 continue
-            op.succeeded(step)
+            op.succeeded(step, reply)
             return reply
 
     async def _send_concerned(self, op: _Operation, step: Run) -> Any:

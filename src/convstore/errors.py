@@ -19,11 +19,13 @@ __all__ = [
     "ConvstoreError",
     "DurabilityNotMet",
     "DurabilityUnsupported",
+    "MessageNotFound",
     "PermissionDenied",
     "ProtocolError",
     "SessionExists",
     "SessionKeyConflict",
     "SessionNotFound",
+    "StaleAppend",
     "StoreError",
     "StoreUnavailable",
     "UnexpectedReply",
@@ -103,6 +105,17 @@ class SessionKeyConflict(ConvstoreError):
         self.session_key = session_key
 
 
+class MessageNotFound(ConvstoreError, LookupError):
+    """No message of the session has this message id or stream entry id."""
+
+    def __init__(self, session_key: str, point: str) -> None:
+        super().__init__(
+            f"session {session_key!r} holds no message with message id or entry id {point!r}"
+        )
+        self.session_key = session_key
+        self.point = point
+
+
 class ConcurrentModification(ConvstoreError):
     """The stored session changed since this copy was read; reload it and retry."""
 
@@ -114,6 +127,25 @@ class ConcurrentModification(ConvstoreError):
         self.session_key = session_key
         self.expected = expected
         self.actual = actual
+
+
+class StaleAppend(ConcurrentModification):
+    """A session's stream did not end where the caller expected: someone appended since
+    (``append(..., expect_last=...)``, or a layout migration raced by appends).
+
+    ``expected``/``actual`` are stream entry ids (``"0-0"`` = no message); read the
+    history again and decide whether to retry.
+    """
+
+    def __init__(self, session_key: str, expected: str, actual: str) -> None:
+        ConvstoreError.__init__(
+            self,
+            f"session {session_key!r} ends at entry {actual}, the caller expected {expected}; "
+            "nothing was written (read the new messages and retry)",
+        )
+        self.session_key = session_key
+        self.expected = expected  # type: ignore[assignment]
+        self.actual = actual  # type: ignore[assignment]
 
 
 class DurabilityUnsupported(ConfigurationError):

@@ -13,11 +13,23 @@ share a hash tag and so one cluster slot. The common arguments are::
 Session hash fields: ``rec`` (msgpack record), ``ident`` (msgpack identity of
 the session owning the key), ``rev`` (revision), ``la`` (last activity, µs),
 ``n`` (messages held), ``lid`` (last stream id assigned), ``idx`` (index keys,
-newline separated), and the per-session overrides ``mm`` (max messages),
-``ma`` (max age, ms) and ``ttl`` (ms).
+newline separated), ``lv`` (stored layout version, :data:`LAYOUT_VERSION`, present once
+every entry of the stream is in that layout), and the per-session overrides ``mm``
+(max messages), ``ma`` (max age, ms) and ``ttl`` (ms).
+
+Stream entries, layout 2 (written since ``lv`` = 2): plain fields ``m`` (the stored
+message id, ``codec.encode_message_id``), ``d`` (the msgpack payload), then, only for
+tool-call messages, ``tc`` (the ids of ``metadata["tool_calls"][*]["id"]``, newline
+separated) and/or ``tr`` (``metadata["tool_call_id"]``). Tool ids are stored with ``%``,
+newline and tab percent-encoded (``%25``, ``%0A``, ``%09``), so scripts compare them as
+opaque strings and never decode a payload. Layout 1 (still read, see
+``plans/layout.py`` for the migration): one field, name = stored message id, value =
+payload. A tool-call group is an entry with ``tc`` and the ``tr`` entries that directly
+follow it; retention never splits one (see ``trim_oldest``).
 
 Negative first elements of a reply are statuses the plans turn into errors:
 -1 no such session, -2 key owned by another session, -3 stale revision,
+-5 ``expect_last`` is not the session's newest entry id (``{-5, actual}``),
 -4 a session-hash field the script needs holds something convstore never writes
 (``{-4, field, value}``; checked by ``read_fields`` before the script writes anything,
 so a damaged session refuses writes instead of failing half-way in Lua).
@@ -39,6 +51,7 @@ __all__ = [
     "COUNT",
     "DELETE",
     "DELETE_MESSAGE",
+    "LAYOUT_VERSION",
     "LIST",
     "PRELUDE",
     "SAVE",
@@ -62,7 +75,13 @@ class Script:
     writes: bool = True
 
 
-PRELUDE = r"""
+#: Stored layout of a session's stream (see the module docstring); the session hash
+#: field ``lv`` holds it once every entry of the stream is in this layout.
+LAYOUT_VERSION = 2
+
+PRELUDE = (
+    f"local LAYOUT = '{LAYOUT_VERSION}'\n"
+    + r"""
 local H, S, IDS = KEYS[1], KEYS[2], KEYS[3]
 local INLINE, MEMBER, NOW, TTL_DEFAULT = ARGV[1] == '1', ARGV[2], ARGV[3], ARGV[4]
 
@@ -81,7 +100,7 @@ local function own_index(k) return string.sub(k, 1, #IDX_PREFIX) == IDX_PREFIX e
 -- 'idx' lists index keys of this namespace only
 local FIELD_FORMATS = {
   rev = '^%d+$', n = '^%d+$', mm = '^%d+$', ma = '^%d+$', ttl = '^%d+$',
-  lid = '^%d+%-%d+$', la = '^%-?%d+$',
+  lid = '^%d+%-%d+$', la = '^%-?%d+$', lv = '^%d+$',
 }
 local function well_formed(name, v)
   if name == 'idx' then
@@ -129,10 +148,86 @@ local function touch_indexes(la, idx)
   end
 end
 
+-- the stored message id of a stream row, either layout (layout 1: {mid, payload}; a
+-- layout-1 id never is "m": stored ids start with "\0" or "t")
+local function row_mid(row)
+  local fl = row[2]
+  if fl[1] == 'm' and #fl >= 4 then return fl[2] end
+  return fl[1]
+end
+
+-- a plain field ('tc', 'tr') of a layout-2 row, nil when absent
+local function row_field(row, name)
+  local fl = row[2]
+  for i = 5, #fl - 1, 2 do if fl[i] == name then return fl[i + 1] end end
+  return nil
+end
+
 local function drop_ids(rows)
-  for _, row in ipairs(rows) do redis.call('HDEL', IDS, row[2][1]) end
+  local batch = {}
+  for _, row in ipairs(rows) do
+    batch[#batch + 1] = row_mid(row)
+    if #batch >= 1000 then redis.call('HDEL', IDS, unpack(batch)); batch = {} end
+  end
+  if #batch > 0 then redis.call('HDEL', IDS, unpack(batch)) end
+end
+
+-- `fields` plus the tool-call fields of a "<tc>\t<tr>" argument (plans/layout.py)
+local function with_tools(fields, tools)
+  local tab = string.find(tools, '\t', 1, true) or (#tools + 1)
+  local tc, tr = string.sub(tools, 1, tab - 1), string.sub(tools, tab + 1)
+  if tc ~= '' then fields[#fields + 1] = 'tc'; fields[#fields + 1] = tc end
+  if tr ~= '' then fields[#fields + 1] = 'tr'; fields[#fields + 1] = tr end
+  return fields
+end
+
+-- the call ids a layout-2 row's 'tc' field lists, added to the set `into`
+local function call_ids(row, into)
+  local tc = row_field(row, 'tc')
+  if tc then for c in string.gmatch(tc, '[^\n]+') do into[c] = true end end
+end
+
+-- Retention drops `rows`, the oldest entries of a stream of n, and keeps tool-call groups
+-- whole: a result ('tr') directly following the dropped rows whose call ('tc') is dropped
+-- goes too; if that would leave no message, the group stays whole instead (the cut moves
+-- back before its call). Returns the new length.
+local function trim_oldest(rows, n)
+  local calls = {}
+  for _, row in ipairs(rows) do call_ids(row, calls) end
+  if next(calls) then
+    local after, extra, done = rows[#rows][1], {}, false
+    repeat
+      local nxt = redis.call('XRANGE', S, '(' .. after, '+', 'COUNT', 16)
+      for _, row in ipairs(nxt) do
+        local tr = row_field(row, 'tr')
+        if not (tr and calls[tr]) then done = true; break end
+        extra[#extra + 1] = row
+        after = row[1]
+      end
+    until done or #nxt < 16
+    if #rows + #extra < n then
+      for _, row in ipairs(extra) do rows[#rows + 1] = row end
+    elseif #extra > 0 then
+      local results, keep = {}, #rows + 1
+      for _, row in ipairs(extra) do results[row_field(row, 'tr')] = true end
+      for j, row in ipairs(rows) do
+        local mine = {}
+        call_ids(row, mine)
+        for c in pairs(mine) do if results[c] and j < keep then keep = j end end
+      end
+      for j = #rows, keep, -1 do rows[j] = nil end
+    end
+  end
+  if #rows == 0 then return n end
+  drop_ids(rows)
+  local last = rows[#rows][1]
+  local dash = string.find(last, '-', 1, true)
+  redis.call('XTRIM', S, 'MINID', string.format('%s-%d', string.sub(last, 1, dash - 1),
+                                                  tonumber(string.sub(last, dash + 1)) + 1))
+  return redis.call('XLEN', S)
 end
 """
+)
 
 
 def script(name: str, body: str, *, idempotent: bool = False, writes: bool = True) -> Script:
@@ -154,7 +249,7 @@ if expected >= 0 and rev ~= expected then return {-3, rev} end
 local old = f[3] or ''
 rev = rev + 1
 redis.call('HSET', H, 'rec', ARGV[5], 'ident', ARGV[6], 'rev', rev, 'idx', ARGV[9])
-if not f[6] then redis.call('HSET', H, 'n', 0) end
+if not f[6] then redis.call('HSET', H, 'n', 0, 'lv', LAYOUT) end
 local la = later(f[4], ARGV[8])
 redis.call('HSET', H, 'la', la)
 if INLINE then
@@ -209,23 +304,31 @@ APPEND = script(
 -- ARGV[5] default max messages ("0" = none), [6] default max age in ms ("0" = none),
 -- [7] "1" to accept a session that was never saved (the ContextEngine contract: the
 -- message is kept and the hash gets its counters, but no record, so get() stays None),
--- then one (message_id, timestamp ms, payload) triple per message.
-local f, bad = read_fields('rev', 'lid', 'mm', 'ma', 'la', 'idx', 'ttl', 'n')
+-- [8] expect_last: the entry id the caller saw last ("0-0" = no message; "" = no check),
+-- then one (stored message id, timestamp ms, payload, tool fields) quad per message.
+local f, bad = read_fields('rev', 'lid', 'mm', 'ma', 'la', 'idx', 'ttl', 'n', 'lv')
 if bad then return bad end
 if not f[1] and ARGV[7] ~= '1' then return {-1} end
 local lid = f[2] or '0-0'
 local dash = string.find(lid, '-', 1, true)
 local lms, lseq = tonumber(string.sub(lid, 1, dash - 1)), tonumber(string.sub(lid, dash + 1))
 local n = tonumber(f[8] or '0')
-local out, fresh, pairs_, known = {}, {}, {}, {}
-for i = 8, #ARGV, 3 do  -- retried ids first: a damaged ids entry refuses before any write
+local out, fresh, pairs_, known, retry = {}, {}, {}, {}, true
+for i = 9, #ARGV, 4 do  -- retried ids first: a damaged ids entry refuses before any write
   local existing = redis.call('HGET', IDS, ARGV[i])
   if existing then
     if not string.match(existing, '^%d+%-%d+$') then return {-4, 'ids', string.sub(existing, 1, 80)} end
     known[ARGV[i]] = existing
+  else
+    retry = false
   end
 end
-for i = 8, #ARGV, 3 do
+if ARGV[8] ~= '' and not retry then  -- a pure retry succeeds whatever came since
+  local actual = lid
+  if n == 0 then actual = '0-0' end
+  if actual ~= ARGV[8] then return {-5, actual} end
+end
+for i = 9, #ARGV, 4 do
   local mid = ARGV[i]
   local existing = fresh[mid] or known[mid]
   if existing then
@@ -235,7 +338,12 @@ for i = 8, #ARGV, 3 do
     local ms = tonumber(ARGV[i + 1])
     if ms > lms then lms, lseq = ms, 0 else lseq = lseq + 1 end
     local id = string.format('%d-%d', lms, lseq)
-    redis.call('XADD', S, id, mid, ARGV[i + 2])
+    local tools = ARGV[i + 3]
+    if tools == '' then
+      redis.call('XADD', S, id, 'm', mid, 'd', ARGV[i + 2])
+    else
+      redis.call('XADD', S, id, unpack(with_tools({'m', mid, 'd', ARGV[i + 2]}, tools)))
+    end
     fresh[mid] = id
     pairs_[#pairs_ + 1] = mid
     pairs_[#pairs_ + 1] = id
@@ -251,24 +359,22 @@ end
 if #pairs_ > 0 then redis.call('HSET', IDS, unpack(pairs_)) end
 local max_n = tonumber(f[3] or ARGV[5])
 if max_n > 0 and n > max_n then
-  drop_ids(redis.call('XRANGE', S, '-', '+', 'COUNT', n - max_n))
-  redis.call('XTRIM', S, 'MAXLEN', max_n)
-  n = redis.call('XLEN', S)
+  n = trim_oldest(redis.call('XRANGE', S, '-', '+', 'COUNT', n - max_n), n)
 end
 local max_age = tonumber(f[4] or ARGV[6])
 if max_age > 0 then
   local min_ms = math.floor(tonumber(NOW) / 1000) - max_age
   if min_ms > lms then min_ms = lms end  -- the newest message always stays
-  local min_id = string.format('%d-0', min_ms)
-  local old = redis.call('XRANGE', S, '-', '(' .. min_id)
-  if #old > 0 then
-    drop_ids(old)
-    redis.call('XTRIM', S, 'MINID', min_id)
-    n = redis.call('XLEN', S)
-  end
+  local old = redis.call('XRANGE', S, '-', '(' .. string.format('%d-0', min_ms))
+  if #old > 0 then n = trim_oldest(old, n) end
 end
 local la = later(f[5], NOW)
-redis.call('HSET', H, 'lid', string.format('%d-%d', lms, lseq), 'n', n, 'la', la)
+local newest = string.format('%d-%d', lms, lseq)
+if f[9] or tonumber(f[8] or '0') > 0 then
+  redis.call('HSET', H, 'lid', newest, 'n', n, 'la', la)
+else  -- the stream held nothing: every entry is in the current layout
+  redis.call('HSET', H, 'lid', newest, 'n', n, 'la', la, 'lv', LAYOUT)
+end
 touch_indexes(la, f[6])
 refresh_ttl(f[7])
 return {1, la, f[6] or '', out}
@@ -297,7 +403,7 @@ CLEAR = script(
 if redis.call('EXISTS', H) == 0 then return {-1} end
 local n = redis.call('XLEN', S)
 redis.call('DEL', S, IDS)
-redis.call('HSET', H, 'n', 0)
+redis.call('HSET', H, 'n', 0, 'lv', LAYOUT)
 return {1, n}
 """,
 )

@@ -12,6 +12,7 @@ from typing import Any
 
 from convstore import plans
 from convstore.drivers import AsyncDriver, SyncDriver
+from convstore.follow import AsyncFollower, Follower
 from convstore.models import AgentCommunicationMessage, ConversationSession
 from convstore.plans import (
     AppendResult,
@@ -21,7 +22,9 @@ from convstore.plans import (
     Retention,
     SessionPage,
     StoreConfig,
+    edits,
 )
+from convstore.plans.inbox import append_plan
 from convstore.plans.inspect import Entry, SessionRetention, entries, session_retention
 
 __all__ = [
@@ -114,20 +117,32 @@ class MessageRepository(_Repository):
     _driver: SyncDriver
 
     def append(
-        self, key: str, message: Message, *, wait_replicas: int | None = None
+        self,
+        key: str,
+        message: Message,
+        *,
+        expect_last: str | None = None,
+        wait_replicas: int | None = None,
     ) -> AppendResult:
         """Store one message atomically; a retried ``message_id`` writes nothing.
 
-        ``wait_replicas`` overrides the store's write concern for this call.
+        ``expect_last``: append only if the session's newest entry id is this one
+        (``"0-0"`` = empty), else :class:`StaleAppend`. ``wait_replicas`` overrides the
+        store's write concern for this call.
         """
-        plan = plans.append_messages(self._config, key, (message,))
+        plan = append_plan(self._config, key, (message,), expect_last=expect_last)
         return self._driver.run(plan, wait_replicas=wait_replicas)[0]
 
     def append_many(
-        self, key: str, messages: Iterable[Message], *, wait_replicas: int | None = None
+        self,
+        key: str,
+        messages: Iterable[Message],
+        *,
+        expect_last: str | None = None,
+        wait_replicas: int | None = None,
     ) -> list[AppendResult]:
         """Store several messages in one round trip, all or nothing (retried as one)."""
-        plan = plans.append_messages(self._config, key, messages)
+        plan = append_plan(self._config, key, messages, expect_last=expect_last)
         return self._driver.run(plan, wait_replicas=wait_replicas)
 
     def history(
@@ -189,6 +204,22 @@ class MessageRepository(_Repository):
         ones after the entry id ``after``, else the newest ones before ``before``."""
         return self._driver.run(entries(self._config, key, after, before, limit, on_error))
 
+    def follow(
+        self, key: str, *, after: str | None = None, wait: float | None = None, batch: int = 100
+    ) -> Follower:
+        """A live tail: iterate the messages appended after ``after`` (an entry id; None:
+        from now on) as they arrive. Blocks on a connection of its own; ends on ``close()``
+        or after ``wait`` seconds without a message. ``follower.cursor`` resumes it."""
+        return Follower(
+            self._driver,
+            self._driver.client,
+            self._config,
+            key,
+            after=after,
+            wait=wait,
+            batch=batch,
+        )
+
     def count(self, key: str) -> int:
         return self._driver.run(plans.count(self._config, key))
 
@@ -199,6 +230,25 @@ class MessageRepository(_Repository):
     def clear(self, key: str) -> int:
         """Drop the whole history but keep the session; returns how many messages went."""
         return self._driver.run(plans.clear(self._config, key))
+
+    def pop(self, key: str) -> dict[str, Any] | None:
+        """Remove and return the newest message, atomically (None when the history is empty)."""
+        return self._driver.run(edits.pop(self._config, key))
+
+    def truncate_after(self, key: str, entry_or_message_id: str) -> int:
+        """Rewind: remove every message after the given one (it stays), atomically.
+
+        The point is a message id, else a stream entry id (``page().cursor`` form);
+        :class:`MessageNotFound` if it names neither. Returns how many were removed.
+        """
+        return self._driver.run(edits.truncate_after(self._config, key, entry_or_message_id))
+
+    def fork(self, key: str, new_session: ConversationSession, upto: str | None = None) -> str:
+        """Copy the history up to ``upto`` (inclusive) into a new session; returns its key.
+
+        Resumable: calling it again after a failure completes the copy without duplicates.
+        """
+        return self._driver.run(edits.fork(self._config, key, new_session, upto))
 
 
 class AsyncSessionRepository(_Repository):
@@ -258,15 +308,25 @@ class AsyncMessageRepository(_Repository):
     _driver: AsyncDriver
 
     async def append(
-        self, key: str, message: Message, *, wait_replicas: int | None = None
+        self,
+        key: str,
+        message: Message,
+        *,
+        expect_last: str | None = None,
+        wait_replicas: int | None = None,
     ) -> AppendResult:
-        plan = plans.append_messages(self._config, key, (message,))
+        plan = append_plan(self._config, key, (message,), expect_last=expect_last)
         return (await self._driver.run(plan, wait_replicas=wait_replicas))[0]
 
     async def append_many(
-        self, key: str, messages: Iterable[Message], *, wait_replicas: int | None = None
+        self,
+        key: str,
+        messages: Iterable[Message],
+        *,
+        expect_last: str | None = None,
+        wait_replicas: int | None = None,
     ) -> list[AppendResult]:
-        plan = plans.append_messages(self._config, key, messages)
+        plan = append_plan(self._config, key, messages, expect_last=expect_last)
         return await self._driver.run(plan, wait_replicas=wait_replicas)
 
     async def history(
@@ -321,6 +381,20 @@ class AsyncMessageRepository(_Repository):
     ) -> Records[Entry]:
         return await self._driver.run(entries(self._config, key, after, before, limit, on_error))
 
+    def follow(
+        self, key: str, *, after: str | None = None, wait: float | None = None, batch: int = 100
+    ) -> AsyncFollower:
+        """Async twin of ``MessageRepository.follow`` (an async iterator; cancellation ends it)."""
+        return AsyncFollower(
+            self._driver,
+            self._driver.client,
+            self._config,
+            key,
+            after=after,
+            wait=wait,
+            batch=batch,
+        )
+
     async def count(self, key: str) -> int:
         return await self._driver.run(plans.count(self._config, key))
 
@@ -329,3 +403,14 @@ class AsyncMessageRepository(_Repository):
 
     async def clear(self, key: str) -> int:
         return await self._driver.run(plans.clear(self._config, key))
+
+    async def pop(self, key: str) -> dict[str, Any] | None:
+        return await self._driver.run(edits.pop(self._config, key))
+
+    async def truncate_after(self, key: str, entry_or_message_id: str) -> int:
+        return await self._driver.run(edits.truncate_after(self._config, key, entry_or_message_id))
+
+    async def fork(
+        self, key: str, new_session: ConversationSession, upto: str | None = None
+    ) -> str:
+        return await self._driver.run(edits.fork(self._config, key, new_session, upto))

@@ -16,8 +16,12 @@ from convstore import connections, embedded_server, plans
 from convstore.connections import ClientOptions
 from convstore.drivers import AsyncDriver, SyncDriver
 from convstore.errors import ConfigurationError, ValidationError
+from convstore.inbox import AsyncInbox, Inbox
+from convstore.inboxes import DEFAULT_GROUP, AsyncInboxRepository, InboxRepository
 from convstore.keys import KeySpace
+from convstore.monitoring import MetricsHook
 from convstore.plans import Limits, Retention, ServerInfo, StoreConfig
+from convstore.plans.config import InboxSettings
 from convstore.policies import DEFAULT_RETRY, Durability, RetryPolicy, WriteConcern
 from convstore.repositories import (
     AsyncMessageRepository,
@@ -30,6 +34,16 @@ __all__ = ["DEFAULT_NAMESPACE", "AsyncConversationStore", "ConversationStore"]
 
 DEFAULT_NAMESPACE = "convstore"
 Seconds = float | timedelta | None
+
+
+def _inbox_settings(inboxes: bool | InboxSettings) -> InboxSettings:
+    if isinstance(inboxes, InboxSettings):
+        return inboxes
+    if not isinstance(inboxes, bool):
+        raise ConfigurationError(
+            f"inboxes must be True, False or an InboxSettings, got {type(inboxes).__name__}"
+        )
+    return InboxSettings(deliver=inboxes)
 
 
 class _Store:
@@ -50,6 +64,8 @@ class _Store:
         durability: Durability = "default",
         wait_timeout: float = 1.0,
         limits: Limits | None = None,
+        metrics_hook: MetricsHook | None = None,
+        inboxes: bool | InboxSettings = False,
     ) -> None:
         """Wrap an existing client (``decode_responses`` must be False).
 
@@ -61,6 +77,9 @@ class _Store:
         one. ``wait_replicas`` / ``durability`` / ``wait_timeout`` are the default
         write concern (see :class:`WriteConcern`). ``limits`` (:class:`Limits`) bounds what
         is written, checked before anything is sent, and what reads accept.
+        ``metrics_hook`` receives this store's measurements (besides the process-wide hook;
+        see :mod:`convstore.monitoring`). ``inboxes=True`` (or an :class:`InboxSettings`)
+        delivers every appended agent message to its recipient's inbox (see ``store.inbox``).
         """
         if limits is not None and not isinstance(limits, Limits):
             raise ValidationError(
@@ -74,6 +93,7 @@ class _Store:
         connections.disable_client_retries(client)
         self.client = client
         self.retry = retry
+        self._metrics_hook = metrics_hook
         self.write_concern = WriteConcern(wait_replicas, durability, wait_timeout)
         read_timeout = connections.socket_timeout(client)
         if self.write_concern.active and read_timeout is not None and read_timeout <= wait_timeout:
@@ -86,11 +106,24 @@ class _Store:
             Retention(max_messages, max_age, ttl),
             cluster=cluster,
             limits=limits or Limits(),
+            inbox=_inbox_settings(inboxes),
         )
         self._build()
 
     def _build(self) -> None:
         raise NotImplementedError
+
+    @property
+    def metrics_hook(self) -> MetricsHook | None:
+        """This store's own metrics hook (besides the process-wide one); assign to change it."""
+        return self._metrics_hook
+
+    @metrics_hook.setter
+    def metrics_hook(self, hook: MetricsHook | None) -> None:
+        self._metrics_hook = hook
+        driver = self.__dict__.get("_driver")
+        if driver is not None:
+            driver.metrics_hook = hook
 
     @property
     def namespace(self) -> str:
@@ -121,6 +154,8 @@ class _Store:
         ssl_cert_reqs: Literal["none", "optional", "required"] | None = None,
         ssl_check_hostname: bool | None = None,
         limits: Limits | None = None,
+        metrics_hook: MetricsHook | None = None,
+        inboxes: bool | InboxSettings = False,
     ) -> Self:
         """Connect by URL (``redis://``, ``rediss://``, ``unix://``; credentials in the URL).
 
@@ -153,6 +188,8 @@ class _Store:
             durability=durability,
             wait_timeout=wait_timeout,
             limits=limits,
+            metrics_hook=metrics_hook,
+            inboxes=inboxes,
         )
 
     @classmethod
@@ -167,6 +204,7 @@ class _Store:
         path: str | os.PathLike[str] | None = None,
         appendfsync: embedded_server.Fsync | None = None,
         limits: Limits | None = None,
+        inboxes: bool | InboxSettings = False,
     ) -> Self:
         """An in-process Redis (needs ``convstore[embedded]``); nothing leaves the process.
 
@@ -188,6 +226,7 @@ class _Store:
                 max_age=max_age,
                 ttl=ttl,
                 limits=limits,
+                inboxes=inboxes,
             )
         if server is not None:
             raise ConfigurationError("embedded() takes a fakeredis server or a path, not both")
@@ -201,6 +240,7 @@ class _Store:
                 max_age=max_age,
                 ttl=ttl,
                 limits=limits,
+                inboxes=inboxes,
             )
         except BaseException:
             attachment.release()
@@ -218,6 +258,7 @@ class _Store:
         ttl: Seconds = None,
         retry: RetryPolicy | None = DEFAULT_RETRY,
         limits: Limits | None = None,
+        inboxes: bool | InboxSettings = False,
     ) -> Self:
         """``REDIS_URL`` when set (with ``from_url``'s defaults), otherwise the embedded store.
 
@@ -234,9 +275,15 @@ class _Store:
                 ttl=ttl,
                 retry=retry,
                 limits=limits,
+                inboxes=inboxes,
             )
         return cls.embedded(
-            namespace=namespace, max_messages=max_messages, max_age=max_age, ttl=ttl, limits=limits
+            namespace=namespace,
+            max_messages=max_messages,
+            max_age=max_age,
+            ttl=ttl,
+            limits=limits,
+            inboxes=inboxes,
         )
 
 
@@ -247,10 +294,32 @@ class ConversationStore(_Store):
 
     def _build(self) -> None:
         self._driver = SyncDriver(
-            self.client, retry=self.retry, concern=self.write_concern, cluster=self.config.cluster
+            self.client,
+            retry=self.retry,
+            concern=self.write_concern,
+            cluster=self.config.cluster,
+            metrics_hook=self.metrics_hook,
         )
         self.sessions = SessionRepository(self._driver, self.config)
         self.messages = MessageRepository(self._driver, self.config)
+        self.inboxes = InboxRepository(self._driver, self.config)
+
+    def inbox(
+        self,
+        recipient_id: str,
+        *,
+        group: str = DEFAULT_GROUP,
+        consumer: str | None = None,
+        batch: int = 16,
+        claim_idle: float = 30.0,
+        max_deliveries: int = 5,
+        wait: float | None = None,
+    ) -> Inbox:
+        """A blocking iterator over ``recipient_id``'s inbox: see ``InboxRepository.consume``."""
+        return self.inboxes.consume(
+            recipient_id, group=group, consumer=consumer, batch=batch, claim_idle=claim_idle,
+            max_deliveries=max_deliveries, wait=wait,
+        )  # fmt: skip
 
     @property
     def driver(self) -> SyncDriver:
@@ -298,9 +367,28 @@ class AsyncConversationStore(_Store):
             retry=self.retry,
             concern=self.write_concern,
             cluster=self.config.cluster,
+            metrics_hook=self.metrics_hook,
         )
         self.sessions = AsyncSessionRepository(self._driver, self.config)
         self.messages = AsyncMessageRepository(self._driver, self.config)
+        self.inboxes = AsyncInboxRepository(self._driver, self.config)
+
+    def inbox(
+        self,
+        recipient_id: str,
+        *,
+        group: str = DEFAULT_GROUP,
+        consumer: str | None = None,
+        batch: int = 16,
+        claim_idle: float = 30.0,
+        max_deliveries: int = 5,
+        wait: float | None = None,
+    ) -> AsyncInbox:
+        """An async iterator over ``recipient_id``'s inbox: see ``InboxRepository.consume``."""
+        return self.inboxes.consume(
+            recipient_id, group=group, consumer=consumer, batch=batch, claim_idle=claim_idle,
+            max_deliveries=max_deliveries, wait=wait,
+        )  # fmt: skip
 
     @property
     def driver(self) -> AsyncDriver:

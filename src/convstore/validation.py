@@ -6,6 +6,7 @@ or raises :class:`ValidationError` naming the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,8 @@ __all__ = [
     "optional_seconds",
     "positive_int",
     "str_dict",
+    "stream_id_arg",
+    "stream_id_or_none",
     "within_limit",
 ]
 
@@ -41,6 +44,14 @@ def positive_int(value: object, field: str) -> int:
     if not _is_int(value) or value < 1:  # type: ignore[operator]
         raise ValidationError(f"{field} must be a positive integer", field=field)
     return value  # type: ignore[return-value]
+
+
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+
+
+def stream_id_or_none(value: object, field: str) -> str | None:
+    """``None`` or a stream entry id (:func:`stream_id_arg`), used as a cursor."""
+    return None if value is None else stream_id_arg(value, field)
 
 
 def optional_positive_int(value: object, field: str) -> int | None:
@@ -107,3 +118,15 @@ def within_limit(size: int, limit: int, field: str, limit_name: str, *, unit: st
             field=field,
         )
     return size
+
+
+def stream_id_arg(value: object, field: str) -> str:
+    """``value`` when it is a stream entry id (``ms-seq``, each part below 2**64)."""
+    if not (
+        isinstance(value, str)
+        and _STREAM_ID.fullmatch(value)
+        and all(int(part) < 2**64 for part in value.split("-"))
+    ):
+        what = "a history cursor" if field == "before" else "a stream entry id"
+        raise ValidationError(f"not {what}: {value!r:.80}", field=field)
+    return value

@@ -9,9 +9,9 @@ from convstore.keys import KeySpace, SessionKeys
 from convstore.limits import DEFAULT_LIMITS, Limits
 from convstore.models import utc_now
 from convstore.plans.values import epoch_micros
-from convstore.validation import optional_positive_int, optional_seconds
+from convstore.validation import optional_positive_int, optional_seconds, positive_int
 
-__all__ = ["Limits", "Retention", "StoreConfig", "seconds_to_ms"]
+__all__ = ["InboxSettings", "Limits", "Retention", "StoreConfig", "seconds_to_ms"]
 
 
 def seconds_to_ms(value: float | timedelta | None, field: str) -> int:
@@ -44,6 +44,25 @@ class Retention:
 
 
 @dataclass(frozen=True, slots=True)
+class InboxSettings:
+    """Delivery of agent messages to their recipients' inboxes (see ``convstore.inbox``).
+
+    ``deliver``: appends of agent messages are delivered (the store's ``inboxes=True``).
+    ``retention``: most entries an inbox keeps (None: no limit); an entry past it that a
+    consumer group has not acknowledged goes to the dead letters first, never silently.
+    ``dead_letters``: most dead letters kept per recipient (approximately, ``MAXLEN ~``).
+    """
+
+    deliver: bool = False
+    retention: int | None = 10_000
+    dead_letters: int = 10_000
+
+    def __post_init__(self) -> None:
+        optional_positive_int(self.retention, "retention")
+        positive_int(self.dead_letters, "dead_letters")
+
+
+@dataclass(frozen=True, slots=True)
 class StoreConfig:
     """What every plan needs to know about the store it runs for."""
 
@@ -52,6 +71,7 @@ class StoreConfig:
     cluster: bool = False
     #: Sizes checked before anything is sent, and the largest record reads accept.
     limits: Limits = DEFAULT_LIMITS
+    inbox: InboxSettings = InboxSettings()
 
     def common(self, session_key: str) -> tuple[SessionKeys, tuple[str, str, str, str]]:
         """The session's keys and the four arguments every session script takes (see lua.py)."""

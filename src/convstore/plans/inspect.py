@@ -10,11 +10,11 @@ from convstore.errors import CodecError, ValidationError
 from convstore.plans.config import Retention, StoreConfig
 from convstore.plans.damage import OnError, Skips
 from convstore.plans.indexes import missing_session
-from convstore.plans.messages import STREAM_ID, decode_row
+from convstore.plans.messages import decode_row
 from convstore.plans.results import Records
 from convstore.plans.steps import Batch, Call, Plan
 from convstore.plans.values import as_text, stored_int
-from convstore.validation import positive_int
+from convstore.validation import positive_int, stream_id_arg
 
 __all__ = ["Entry", "SessionRetention", "entries", "session_retention"]
 
@@ -37,16 +37,6 @@ class SessionRetention:
     ttl_remaining: float | None
 
 
-def _cursor(value: str | None, field: str) -> str | None:
-    if value is not None and not (
-        isinstance(value, str)
-        and STREAM_ID.fullmatch(value)
-        and all(int(part) < 2**64 for part in value.split("-"))
-    ):
-        raise ValidationError(f"not a stream entry id: {value!r}", field=field)
-    return value
-
-
 def entries(
     config: StoreConfig,
     key: str,
@@ -60,7 +50,8 @@ def entries(
     entry raises, or is left out and listed in ``skipped`` (its ``entry_id`` is a cursor)."""
     limit = positive_int(limit, "limit")
     skips = Skips(on_error, "entries")
-    after, before = _cursor(after, "after"), _cursor(before, "before")
+    after = None if after is None else stream_id_arg(after, "after")
+    before = None if before is None else stream_id_arg(before, "before")
     if after is not None and before is not None:
         raise ValidationError("give after or before, not both", field="after")
     stream = config.keyspace.session(key).messages

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from convstore import codec, lua
-from convstore.errors import CodecError, ValidationError
+from convstore.errors import CodecError, StaleAppend, ValidationError
 from convstore.models import (
     ENTRY_KEYS,
     REQUIRED_ROUTING_KEYS,
@@ -22,14 +21,14 @@ from convstore.models import (
 from convstore.plans.config import StoreConfig
 from convstore.plans.damage import OnError, Skips, located
 from convstore.plans.indexes import cluster_index_sync, missing_session, session_status, split_idx
+from convstore.plans.layout import row_parts, tool_fields
 from convstore.plans.results import AppendResult, HistoryPage, Records
 from convstore.plans.sessions import session_exists
 from convstore.plans.steps import Call, Plan, Run
 from convstore.plans.values import as_text, epoch_micros, ms_bound
-from convstore.validation import limit_or_all, within_limit
+from convstore.validation import limit_or_all, stream_id_arg, within_limit
 
 __all__ = [
-    "STREAM_ID",
     "agent_messages",
     "append_messages",
     "clear",
@@ -60,8 +59,9 @@ def _prepare(
     key: str,
     message: AgentCommunicationMessage | Mapping[str, Any],
     fresh_id: str,
-) -> tuple[str, str, bytes, bytes]:
-    """(message_id, timestamp in ms, payload) for one message; raises before anything is sent."""
+) -> tuple[str, str, bytes, bytes, str]:
+    """(message_id, timestamp in ms, payload, stored id, tool fields) for one message;
+    raises before anything is sent."""
     if isinstance(message, AgentCommunicationMessage):
         if message.session_key != key:
             raise ValidationError(
@@ -105,15 +105,20 @@ def _prepare(
     limits = config.limits
     payload = codec.encode_entry(role, content, timestamp, metadata, limits=limits)
     stored_id = codec.encode_message_id(message_id)
+    tools = tool_fields(metadata)
     within_limit(
-        len(payload) + len(stored_id), limits.max_record_bytes, "record", "max_record_bytes"
+        len(payload) + len(stored_id) + len(tools),
+        limits.max_record_bytes,
+        "record",
+        "max_record_bytes",
     )
-    return message_id, str(max(0, epoch_micros(timestamp) // 1000)), payload, stored_id
+    ms = str(max(0, epoch_micros(timestamp) // 1000))
+    return message_id, ms, payload, stored_id, tools
 
 
 def _prepare_all(
     config: StoreConfig, key: str, batch: list[AgentCommunicationMessage | Mapping[str, Any]]
-) -> list[tuple[str, str, bytes, bytes]]:
+) -> list[tuple[str, str, bytes, bytes, str]]:
     """Every message checked and encoded, and the batch within its limits, before a send."""
     limits = config.limits
     many = len(batch) > 1
@@ -140,9 +145,17 @@ def append_messages(
     messages: Iterable[AgentCommunicationMessage | Mapping[str, Any]],
     *,
     unsaved_ok: bool = False,
+    expect_last: str | None = None,
 ) -> Plan[list[AppendResult]]:
     """Append atomically; ``unsaved_ok`` keeps messages of a session never saved (the
-    ContextEngine adapter's contract) instead of raising :class:`SessionNotFound`."""
+    ContextEngine adapter's contract) instead of raising :class:`SessionNotFound`.
+
+    ``expect_last`` (compare-and-append): the stream entry id the caller saw last
+    (``"0-0"`` = no message); when the session's newest entry id differs, nothing is
+    written and :class:`StaleAppend` says what it is. A retry whose messages are all
+    stored already succeeds regardless (idempotent).
+    """
+    expected = "" if expect_last is None else stream_id_arg(expect_last, "expect_last")
     prepared = _prepare_all(config, key, list(messages))
     if not prepared:  # nothing to write, but an unknown session is still an error
         if not unsaved_ok and not (yield from session_exists(config, key)):
@@ -154,11 +167,14 @@ def append_messages(
         str(config.retention.max_messages or 0),
         str(config.retention.ms("max_age")),
         "1" if unsaved_ok else "0",
+        expected,
     ]
-    for _, ms, payload, stored_id in prepared:
-        args += (stored_id, ms, payload)
-    reply = yield Run(lua.APPEND, keys.all(), tuple(args))
-    yield from session_status(config, reply, key)  # a damaged hash refuses before any write
+    for _, ms, payload, stored_id, tools in prepared:
+        args += (stored_id, ms, payload, tools)
+    reply = yield Run(lua.APPEND, keys.all(), tuple(args), messages=len(prepared))
+    status = yield from session_status(config, reply, key)  # damage refuses before any write
+    if status == STALE:
+        raise StaleAppend(key, expected, as_text(reply[1]))
     yield from cluster_index_sync(config, key, split_idx(reply[2]), (), reply[1])
     out = reply[3]
     return [
@@ -168,22 +184,15 @@ def append_messages(
 
 
 def decode_row(config: StoreConfig, key: str, row: Sequence[Any]) -> dict[str, Any]:
-    """A stream row (id, {stored message id: payload}) as a ContextEngine dict.
+    """A stream row (id, fields), either stored layout (see ``plans/layout.py``), as a
+    ContextEngine dict.
 
-    Anything else (more fields, bad bytes) raises :class:`CodecError` naming the key and entry.
+    Anything else (other fields, bad bytes) raises :class:`CodecError` naming the key and entry.
     """
     entry_id = None
     try:
         entry_id = as_text(row[0])
-        fields = row[1]
-        items = (
-            list(fields.items())
-            if isinstance(fields, dict)
-            else list(zip(fields[::2], fields[1::2], strict=True))
-        )
-        if len(items) != 1:
-            raise CodecError(f"the entry has {len(items)} fields; convstore writes exactly one")
-        ((mid, payload),) = items
+        mid, payload = row_parts(row[1])
         entry = codec.decode_entry(payload, max_bytes=config.limits.max_record_bytes)
         entry["metadata"]["message_id"] = codec.decode_message_id(mid)
     except CodecError as exc:
@@ -207,8 +216,9 @@ def _read(config: StoreConfig, key: str, command: tuple[Any, ...]) -> Plan[list[
     """Run one XRANGE/XREVRANGE; an empty answer is told apart from a missing session."""
     rows: list[Any] = yield Call(command)
     if not rows and not (yield Call(("EXISTS", config.keyspace.session(key).session))):
-        # (a key only appended to by the adapter has a hash)
-        yield from missing_session(config, key)
+        yield from missing_session(
+            config, key
+        )  # (a key only appended to by the adapter has a hash)
     return rows
 
 
@@ -231,8 +241,8 @@ def history(
     return _entries(config, key, reversed(rows), skips)
 
 
-#: A stream entry id as a cursor (digits-digits; each part is also checked to fit 64 bits).
-STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+#: APPEND's status when ``expect_last`` is not the newest entry id (see lua.py).
+STALE = -5
 
 
 def page(
@@ -244,12 +254,8 @@ def page(
 ) -> Plan[HistoryPage]:
     limit = limit_or_all(limit)
     skips = Skips(on_error, "page")
-    if before is not None and not (
-        isinstance(before, str)
-        and STREAM_ID.fullmatch(before)
-        and all(int(part) < 2**64 for part in before.split("-"))
-    ):
-        raise ValidationError(f"not a history cursor: {before!r}", field="before")
+    if before is not None:
+        stream_id_arg(before, "before")
     stream = config.keyspace.session(key).messages
     end = "+" if before is None else f"({before}"
     count = () if limit is None else ("COUNT", limit + 1)

@@ -35,12 +35,13 @@ __all__ = [
     "ping",
     "save_session",
     "session_exists",
+    "session_identity",
     "set_retention",
     "touch_session",
 ]
 
 
-def _identity(session: ConversationSession) -> bytes:
+def session_identity(session: ConversationSession) -> bytes:
     parse = session.key_parse()
     packed: bytes = msgpack.packb([str(parse.session_type), parse.session_id, list(parse.roles)])
     return packed
@@ -88,7 +89,7 @@ def _write_session(config: StoreConfig, session: ConversationSession, expected: 
         (
             *common,
             codec.encode_session(session, limits=config.limits),
-            _identity(session),
+            session_identity(session),
             expected,
             epoch_micros(session.last_activity),
             "\n".join(index),

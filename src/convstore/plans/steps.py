@@ -34,6 +34,7 @@ READ_COMMANDS = frozenset(
     {
         "EXISTS", "GET", "HGET", "HGETALL", "HMGET", "MGET", "PING", "PTTL", "SCAN", "TTL",
         "TYPE", "XLEN", "XRANGE", "XREVRANGE", "ZCARD", "ZRANGE", "ZSCORE", "WAIT", "WAITAOF",
+        "ZSCAN", "MEMORY", "INFO", "HLEN",
     }
 )  # fmt: skip
 
@@ -62,11 +63,16 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """One Lua script (EVALSHA, loaded on first use)."""
+    """One Lua script (EVALSHA, loaded on first use).
+
+    ``messages`` is how many messages the script writes, for the metrics (the driver never
+    parses a script's arguments).
+    """
 
     script: lua.Script
     keys: tuple[str, ...]
     args: tuple[Any, ...]
+    messages: int = 0
 
     @property
     def safe(self) -> bool:

@@ -10,13 +10,18 @@ from typing import Any
 from convstore.errors import ConfigurationError
 from convstore.urls import redact_url
 
-__all__ = ["add_parser", "web_command"]
+__all__ = ["add_parser", "register", "web_command"]
 
 DEFAULT_PORT = 8765
 
 
-def add_parser(commands: Any) -> None:
-    """Register ``web`` on the CLI's subparsers."""
+def register(commands: Any) -> None:
+    """The CLI package's hook: ``web`` and its handler."""
+    add_parser(commands).set_defaults(handler=lambda args, ctx: web_command(args))
+
+
+def add_parser(commands: Any) -> Any:
+    """Add ``web`` to the CLI's subparsers; returns its parser."""
     web = commands.add_parser("web", help="a read-only web inspector of the store (loopback)")
     web.add_argument("--url", default=None, help="the Redis to read (default: REDIS_URL)")
     web.add_argument("--namespace", default=None, help="default: CONVSTORE_NAMESPACE or convstore")
@@ -35,6 +40,7 @@ def add_parser(commands: Any) -> None:
         metavar="NAME",
         help="another Host header to accept (the name clients use); repeatable",
     )
+    return web
 
 
 def web_command(args: argparse.Namespace) -> int:

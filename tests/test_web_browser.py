@@ -67,7 +67,6 @@ def site() -> Iterator[Site]:
     store = ConversationStore.from_url(REDIS_URL, namespace=namespace)
     app = create_app(
         AsyncConversationStore.from_url(REDIS_URL, namespace=namespace),
-        poll_interval=0.1,
         close_store=True,
     )
     port = free_port()

@@ -67,14 +67,13 @@ def create_app(
     *,
     token: str | None = None,
     hosts: Sequence[str] | None = None,
-    poll_interval: float = 0.2,
     close_store: bool = False,
 ) -> Any:
     """The inspector over ``store`` (an :class:`AsyncConversationStore`).
 
     ``hosts``: the Host header values accepted (default: the loopback names). ``token``:
     when given, required on every request (``convstore web`` always sets one when bound
-    beyond loopback). ``poll_interval``: seconds between two reads of the live view.
+    beyond loopback).
     ``close_store``: close the store when the app shuts down (the command's own store).
     """
     if not isinstance(store, AsyncConversationStore):
@@ -104,5 +103,4 @@ def create_app(
     )
     app.state.store = store
     app.state.templates = _templates()
-    app.state.poll_interval = poll_interval
     return security_headers(app)

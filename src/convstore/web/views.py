@@ -8,7 +8,6 @@ script reads and renders as text nodes.
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -16,11 +15,12 @@ from urllib.parse import quote, urlencode
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from convstore.errors import SessionNotFound, ValidationError
+from convstore.errors import CodecError, SessionNotFound, ValidationError
 from convstore.models import ConversationSession, SessionType, utc_now
 from convstore.store import AsyncConversationStore
+from convstore.validation import stream_id_arg
 from convstore.web.diagram import arrow, diagram
-from convstore.web.export import last_id, session_jsonl, to_json
+from convstore.web.export import session_jsonl, to_json
 
 __all__ = ["export", "live", "session_page", "sessions_page"]
 
@@ -216,10 +216,10 @@ def _event(entry_id: str, data: dict[str, Any]) -> str:
 
 async def live(request: Request) -> Response:
     """``/live/{key}``: server-sent events, one per message appended after ``after`` (or
-    the ``Last-Event-ID`` the browser resends on reconnect, which wins).
-
-    It polls ``messages.entries(after=...)`` every ``poll_interval`` seconds through the
-    store's public API (see README: the blocking live tail is not used here yet)."""
+    the ``Last-Event-ID`` the browser resends on reconnect, which wins), from the store's
+    live tail (``messages.follow``: a blocking read on a connection of its own per viewer).
+    Every ``KEEPALIVE`` quiet seconds it sends a comment and checks the session still
+    exists (a deleted one ends the stream with a ``gone`` event)."""
     key = request.path_params["session_key"]
     after = request.headers.get("last-event-id") or _text_param(request, "after")
     store = _store(request)
@@ -228,29 +228,29 @@ async def live(request: Request) -> Response:
         raise SessionNotFound(key)
     if after is None:
         after = await _newest_id(store, key)
-    await store.messages.entries(key, after=after, limit=1, on_error="skip")  # bad cursor: 400
-    interval: float = request.app.state.poll_interval
+    stream_id_arg(after, "after")  # a bad cursor is a 400 here, before the stream starts
 
     async def stream() -> Any:
-        cursor, quiet_since = after, time.monotonic()
+        cursor: str = after
         yield "retry: 1000\n\n"
-        while not await request.is_disconnected():
+        while True:
+            follower = store.messages.follow(key, after=cursor, wait=KEEPALIVE)
             try:
-                batch = await store.messages.entries(key, after=cursor, limit=100, on_error="skip")
-            except SessionNotFound:
+                async for item in follower:
+                    cursor = item.entry_id
+                    try:
+                        message = item.message
+                    except CodecError as exc:
+                        yield f"id: {cursor}\nevent: damaged\ndata: {to_json(str(exc))}\n\n"
+                        continue
+                    drawn = arrow(session, message, 0)
+                    yield _event(cursor, {"message": message, "arrow": drawn})
+            finally:
+                await follower.aclose()
+            if not await store.sessions.exists(key):
                 yield "event: gone\ndata: {}\n\n"
                 return
-            for entry in batch:
-                drawn = arrow(session, entry.message, 0)
-                yield _event(entry.entry_id, {"message": entry.message, "arrow": drawn})
-            cursor = last_id(cursor, batch)
-            if batch:
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since > KEEPALIVE:
-                quiet_since = time.monotonic()
-                yield ": keep-alive\n\n"
-            if len(batch) < 100:
-                await asyncio.sleep(interval)
+            yield ": keep-alive\n\n"
 
     return StreamingResponse(
         stream(), media_type="text/event-stream", headers={"x-accel-buffering": "no"}

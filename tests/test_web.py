@@ -427,3 +427,24 @@ def test_damaged_entry_is_left_out_and_counted(
         "damaged",
     ]
     assert "not a valid msgpack payload" in lines[-1]["error"]
+
+
+def test_inbox_view_lists_dead_letters(
+    store: ConversationStore, web: TestClient, sync_client, namespace: str
+) -> None:
+    delivering = ConversationStore(sync_client, namespace=namespace, inboxes=True)
+    key = plant_team(store, n=0)
+    delivering.messages.append(
+        key, agent_message(key, 1, "mc_1", "agent_a", "task_assignment", EVIL)
+    )
+    with delivering.inbox("agent_a", group="g", consumer="c1", wait=1.0) as inbox:
+        item = next(inbox)
+        assert item.reject("cannot parse <b>this</b>")
+    session_html = web.get(f"/sessions/{key}").text
+    assert 'href="/inboxes/agent_a">inbox</a>' in session_html
+    html = web.get("/inboxes/agent_a").text
+    assert html.count("data-dead-id=") == 1
+    assert "cannot parse &lt;b&gt;this&lt;/b&gt;" in html and "<script>alert" not in html
+    assert f'href="/sessions/{key}"' in html and "g / c1" in html
+    assert "No dead letters." in web.get("/inboxes/nobody").text
+    delivering.inboxes.delete("agent_a")

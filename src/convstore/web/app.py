@@ -90,6 +90,7 @@ def create_app(
         Route("/sessions/{session_key:path}", views.session_page, methods=["GET"]),
         Route("/live/{session_key:path}", views.live, methods=["GET"]),
         Route("/export/{session_key:path}", views.export, methods=["GET"]),
+        Route("/inboxes/{recipient_id:path}", views.inbox_page, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(_PACKAGE / "static")), name="static"),
     ]
     middleware = [Middleware(HostGate, hosts=list(hosts or allowed_hosts("127.0.0.1")))]

@@ -22,7 +22,7 @@ from convstore.validation import stream_id_arg
 from convstore.web.diagram import arrow, diagram
 from convstore.web.export import session_jsonl, to_json
 
-__all__ = ["export", "live", "session_page", "sessions_page"]
+__all__ = ["export", "inbox_page", "live", "session_page", "sessions_page"]
 
 #: Pages of the index read at most for one sessions page when an idle filter skips rows.
 MAX_INDEX_PAGES = 20
@@ -180,6 +180,10 @@ async def session_page(request: Request) -> Response:
             "limit": limit,
             "ranged": ranged,
             "skipped": skipped,
+            "inbox_urls": {
+                p.participant_id: f"/inboxes/{quote(p.participant_id, safe='')}"
+                for p in session.participants
+            },
         },
     )
 
@@ -254,4 +258,25 @@ async def live(request: Request) -> Response:
 
     return StreamingResponse(
         stream(), media_type="text/event-stream", headers={"x-accel-buffering": "no"}
+    )
+
+
+async def inbox_page(request: Request) -> Response:
+    """``/inboxes/{recipient_id}``: the recipient's dead letters, newest ``limit``
+    (``store.inboxes.dead_letters``). Pending and acknowledged entries are not shown: the
+    store has no public read for them yet."""
+    recipient = request.path_params["recipient_id"]
+    limit = _int_param(request, "limit", 50, 1, 1000)
+    dead = await _store(request).inboxes.dead_letters(recipient, limit)
+    return _render(
+        request,
+        "inbox.html",
+        {
+            "recipient": recipient,
+            "limit": limit,
+            "dead": [
+                {"letter": d, "url": session_url(d.session_key) if d.session_key else None}
+                for d in reversed(dead)
+            ],
+        },
     )

@@ -79,6 +79,7 @@ from convstore.plans import (
 )
 from convstore.plans.config import InboxSettings
 from convstore.plans.inbox import DeadLetter
+from convstore.plans.inspect import Entry, SessionRetention
 from convstore.policies import DEFAULT_RETRY, RetryPolicy, WriteConcern
 from convstore.store import AsyncConversationStore, ConversationStore
 
@@ -105,6 +106,7 @@ __all__ = [
     "DeadLetter",
     "DurabilityNotMet",
     "DurabilityUnsupported",
+    "Entry",
     "FollowedMessage",
     "Follower",
     "HistoryPage",
@@ -128,6 +130,7 @@ __all__ = [
     "SessionKeyParse",
     "SessionNotFound",
     "SessionPage",
+    "SessionRetention",
     "SessionType",
     "StaleAppend",
     "StoreError",

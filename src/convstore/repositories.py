@@ -25,6 +25,7 @@ from convstore.plans import (
     edits,
 )
 from convstore.plans.inbox import append_plan
+from convstore.plans.inspect import Entry, SessionRetention, entries, session_retention
 
 __all__ = [
     "AsyncMessageRepository",
@@ -104,6 +105,10 @@ class SessionRepository(_Repository):
     def set_retention(self, key: str, retention: Retention | None) -> None:
         """Override the store's retention for one session (None restores the defaults)."""
         self._driver.run(plans.set_retention(self._config, key, retention))
+
+    def retention(self, key: str) -> SessionRetention:
+        """The session's effective retention, which fields it overrides, and its TTL left."""
+        return self._driver.run(session_retention(self._config, key))
 
 
 class MessageRepository(_Repository):
@@ -185,6 +190,19 @@ class MessageRepository(_Repository):
                 self._config, key, message_types, sender_id, limit, on_error=on_error
             )
         )
+
+    def entries(
+        self,
+        key: str,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 100,
+        on_error: OnError = "raise",
+    ) -> Records[Entry]:
+        """Up to ``limit`` messages with their stream entry ids, oldest first: the first
+        ones after the entry id ``after``, else the newest ones before ``before``."""
+        return self._driver.run(entries(self._config, key, after, before, limit, on_error))
 
     def follow(
         self, key: str, *, after: str | None = None, wait: float | None = None, batch: int = 100
@@ -280,6 +298,9 @@ class AsyncSessionRepository(_Repository):
     async def set_retention(self, key: str, retention: Retention | None) -> None:
         await self._driver.run(plans.set_retention(self._config, key, retention))
 
+    async def retention(self, key: str) -> SessionRetention:
+        return await self._driver.run(session_retention(self._config, key))
+
 
 class AsyncMessageRepository(_Repository):
     """Async twin of :class:`MessageRepository`."""
@@ -348,6 +369,17 @@ class AsyncMessageRepository(_Repository):
                 self._config, key, message_types, sender_id, limit, on_error=on_error
             )
         )
+
+    async def entries(
+        self,
+        key: str,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 100,
+        on_error: OnError = "raise",
+    ) -> Records[Entry]:
+        return await self._driver.run(entries(self._config, key, after, before, limit, on_error))
 
     def follow(
         self, key: str, *, after: str | None = None, wait: float | None = None, batch: int = 100

@@ -25,6 +25,7 @@ from convstore.cli import agents, doctor, legacy, migrate, sessions, transfer
 from convstore.cli.common import EXIT_PROBLEMS, Context
 from convstore.errors import ConfigurationError, ConvstoreError, ValidationError
 from convstore.store import ConversationStore
+from convstore.web import command as web
 
 __all__ = [
     "COMMAND_MODULES",
@@ -43,7 +44,7 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 #: Each module's ``register(commands)`` adds its sub-command(s); order = ``--help`` order.
-COMMAND_MODULES: list[ModuleType] = [legacy, agents, sessions, transfer, doctor, migrate]
+COMMAND_MODULES: list[ModuleType] = [legacy, agents, sessions, transfer, doctor, migrate, web]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -288,3 +288,29 @@ async def test_async_inbox_delivers_acks_and_cancels_cleanly(
         await task
     assert asyncio.all_tasks() == {asyncio.current_task()}
     assert await store.ping()  # the store's own connections are untouched
+
+
+def test_status_counts_pending_acknowledged_and_dead_letters(
+    istore: ConversationStore, make_session: SessionFactory
+) -> None:
+    key = new_session(istore, make_session)
+    empty = istore.inboxes.status("agent_researcher")
+    assert (empty.entries, empty.dead_letters, empty.groups) == (0, 0, ())
+    for i in range(4):
+        istore.messages.append(
+            key, agent_message(key, f"s{i}", "agent_writer", "agent_researcher", f"{i}")
+        )
+    with istore.inbox("agent_researcher", consumer="c1", batch=1, wait=1) as box:
+        first, second, third = next(box), next(box), next(box)
+        assert first.ack() and second.ack()
+        assert third.reject("not for me")  # settled through the dead letters
+        status = istore.inboxes.status("agent_researcher")
+        [group] = status.groups
+        # 3 handed out (1 pending: the fourth is still unread), 3 settled, 1 not delivered
+        assert (status.entries, status.dead_letters) == (4, 1)
+        assert (group.name, group.consumers, group.delivered) == ("workers", 1, 3)
+        assert (group.pending, group.acknowledged, group.lag) == (0, 3, 1)
+        fourth = next(box)
+        held = istore.inboxes.status("agent_researcher").groups[0]
+        assert (held.delivered, held.pending, held.acknowledged, held.lag) == (4, 1, 3, 0)
+        assert fourth.ack()

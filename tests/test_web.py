@@ -429,17 +429,27 @@ def test_damaged_entry_is_left_out_and_counted(
     assert "not a valid msgpack payload" in lines[-1]["error"]
 
 
-def test_inbox_view_lists_dead_letters(
+def test_inbox_view_lists_groups_and_dead_letters(
     store: ConversationStore, web: TestClient, sync_client, namespace: str
 ) -> None:
     delivering = ConversationStore(sync_client, namespace=namespace, inboxes=True)
     key = plant_team(store, n=0)
-    delivering.messages.append(
-        key, agent_message(key, 1, "mc_1", "agent_a", "task_assignment", EVIL)
-    )
-    with delivering.inbox("agent_a", group="g", consumer="c1", wait=1.0) as inbox:
+    for i in (1, 2, 3):
+        delivering.messages.append(
+            key, agent_message(key, i, "mc_1", "agent_a", "task_assignment", EVIL)
+        )
+    with delivering.inbox("agent_a", group="g", consumer="c1", batch=1, wait=1.0) as inbox:
         item = next(inbox)
         assert item.reject("cannot parse <b>this</b>")
+        assert next(inbox).ack()
+        next(inbox)  # held: pending
+        page = web.get("/inboxes/agent_a").text
+    # per group: delivered 3, pending 1, acknowledged 2 (one acked, one dead-lettered)
+    assert '<tr data-group="g">' in page
+    row = page.split('<tr data-group="g">', 1)[1].split("</tr>", 1)[0]
+    assert '<td class="num pending">1</td>' in row
+    assert '<td class="num acknowledged">2</td>' in row
+    assert "3 entries held, 1 dead letters." in page
     session_html = web.get(f"/sessions/{key}").text
     assert 'href="/inboxes/agent_a">inbox</a>' in session_html
     html = web.get("/inboxes/agent_a").text

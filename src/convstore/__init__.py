@@ -78,7 +78,7 @@ from convstore.plans import (
     SessionPage,
 )
 from convstore.plans.config import InboxSettings
-from convstore.plans.inbox import DeadLetter
+from convstore.plans.inbox import DeadLetter, GroupStatus, InboxStatus
 from convstore.plans.inspect import Entry, SessionRetention
 from convstore.policies import DEFAULT_RETRY, RetryPolicy, WriteConcern
 from convstore.store import AsyncConversationStore, ConversationStore
@@ -109,10 +109,12 @@ __all__ = [
     "Entry",
     "FollowedMessage",
     "Follower",
+    "GroupStatus",
     "HistoryPage",
     "Inbox",
     "InboxDelivery",
     "InboxSettings",
+    "InboxStatus",
     "KeySpace",
     "Limits",
     "MessageNotFound",

@@ -12,7 +12,7 @@ from convstore.drivers import AsyncDriver, SyncDriver
 from convstore.inbox import AsyncInbox, Inbox
 from convstore.plans import inbox as plans
 from convstore.plans.config import StoreConfig, seconds_to_ms
-from convstore.plans.inbox import DeadLetter
+from convstore.plans.inbox import DeadLetter, InboxStatus
 from convstore.validation import limit_or_all, non_negative_number, positive_int
 
 __all__ = ["DEFAULT_GROUP", "AsyncInboxRepository", "InboxRepository"]
@@ -80,6 +80,10 @@ class InboxRepository:
         """The newest ``limit`` dead letters of ``recipient_id``, oldest first."""
         return self._driver.run(plans.dead_letters(self._config, recipient_id, _dead_limit(limit)))
 
+    def status(self, recipient_id: str) -> InboxStatus:
+        """Entries held, dead letters, and per group what is pending and acknowledged."""
+        return self._driver.run(plans.inbox_status(self._config, recipient_id))
+
 
 class AsyncInboxRepository:
     """Async twin of :class:`InboxRepository`."""
@@ -119,3 +123,6 @@ class AsyncInboxRepository:
     async def dead_letters(self, recipient_id: str, limit: int = 50) -> list[DeadLetter]:
         plan = plans.dead_letters(self._config, recipient_id, _dead_limit(limit))
         return await self._driver.run(plan)
+
+    async def status(self, recipient_id: str) -> InboxStatus:
+        return await self._driver.run(plans.inbox_status(self._config, recipient_id))

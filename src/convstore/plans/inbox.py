@@ -26,7 +26,7 @@ from convstore.models import REQUIRED_ROUTING_KEYS, AgentCommunicationMessage, u
 from convstore.plans.config import StoreConfig
 from convstore.plans.messages import append_messages, decode_row
 from convstore.plans.results import AppendResult
-from convstore.plans.steps import Call, Plan, Run
+from convstore.plans.steps import Batch, Call, Plan, Run
 from convstore.plans.values import as_text, epoch_micros, from_epoch_micros
 
 __all__ = [
@@ -247,6 +247,65 @@ def dead_letters(config: StoreConfig, recipient_id: str, limit: int) -> Plan[lis
     dead = config.keyspace.inbox(recipient_id).dead
     rows = yield Call(("XREVRANGE", dead, "+", "-", "COUNT", limit))
     return [_dead_letter(config, r) for r in reversed(rows)]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStatus:
+    """One consumer group of an inbox (from ``XINFO GROUPS``).
+
+    ``delivered`` entries were handed to its consumers; ``pending`` of them are not yet
+    acknowledged; ``acknowledged`` = ``delivered - pending`` (acked by a consumer, or
+    settled by moving to the dead letters); ``lag``: entries not yet handed out (None
+    when the server cannot tell)."""
+
+    name: str
+    consumers: int
+    delivered: int
+    pending: int
+    acknowledged: int
+    lag: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxStatus:
+    """What an inbox holds: entries kept, dead letters, and each group's progress."""
+
+    recipient_id: str
+    entries: int
+    dead_letters: int
+    groups: tuple[GroupStatus, ...]
+
+
+def _group_status(raw: Any) -> GroupStatus:
+    pairs = raw.items() if isinstance(raw, Mapping) else zip(raw[::2], raw[1::2], strict=True)
+    info: dict[bytes, Any] = {k.encode() if isinstance(k, str) else bytes(k): v for k, v in pairs}
+    delivered = int(info.get(b"entries-read") or 0)
+    pending = int(info[b"pending"])
+    lag = info.get(b"lag")
+    return GroupStatus(
+        as_text(info[b"name"]),
+        int(info[b"consumers"]),
+        delivered,
+        pending,
+        max(0, delivered - pending),
+        None if lag is None else int(lag),
+    )
+
+
+def inbox_status(config: StoreConfig, recipient_id: str) -> Plan[InboxStatus]:
+    """The counts of one recipient's inbox: pending, acknowledged and dead-lettered."""
+    keys = config.keyspace.inbox(recipient_id)
+    entries, dead, exists = yield Batch(
+        (Call(("XLEN", keys.stream)), Call(("XLEN", keys.dead)), Call(("EXISTS", keys.stream)))
+    )
+    groups: tuple[GroupStatus, ...] = ()
+    if exists:
+        try:
+            rows = yield Call(("XINFO", "GROUPS", keys.stream))
+            groups = tuple(_group_status(row) for row in rows)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CodecError(f"inbox {recipient_id!r}: unreadable group info: {exc}") from exc
+    return InboxStatus(recipient_id, int(entries), int(dead), groups)
 
 
 def append_plan(

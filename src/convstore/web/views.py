@@ -262,18 +262,21 @@ async def live(request: Request) -> Response:
 
 
 async def inbox_page(request: Request) -> Response:
-    """``/inboxes/{recipient_id}``: the recipient's dead letters, newest ``limit``
-    (``store.inboxes.dead_letters``). Pending and acknowledged entries are not shown: the
-    store has no public read for them yet."""
+    """``/inboxes/{recipient_id}``: per consumer group what is pending and acknowledged
+    (``store.inboxes.status``), then the dead letters, newest ``limit``
+    (``store.inboxes.dead_letters``)."""
     recipient = request.path_params["recipient_id"]
     limit = _int_param(request, "limit", 50, 1, 1000)
-    dead = await _store(request).inboxes.dead_letters(recipient, limit)
+    store = _store(request)
+    status = await store.inboxes.status(recipient)
+    dead = await store.inboxes.dead_letters(recipient, limit)
     return _render(
         request,
         "inbox.html",
         {
             "recipient": recipient,
             "limit": limit,
+            "status": status,
             "dead": [
                 {"letter": d, "url": session_url(d.session_key) if d.session_key else None}
                 for d in reversed(dead)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 import redis
 import redis.asyncio
@@ -27,7 +28,13 @@ from convstore.errors import StoreUnavailable
 from convstore.failures import translate
 from convstore.policies import RetryPolicy
 
-__all__ = ["AsyncBlockingConnection", "BlockingConnection", "block_ms"]
+__all__ = [
+    "AsyncBlockingConnection",
+    "AsyncClosing",
+    "BlockingConnection",
+    "Closing",
+    "block_ms",
+]
 
 #: Longest single BLOCK, in ms; shorter when the socket timeout is short.
 MAX_BLOCK_MS = 1000
@@ -160,3 +167,61 @@ class AsyncBlockingConnection:
         await self._client.aclose()
         if self._own_pool is not None:
             await self._own_pool.disconnect()
+
+
+class _Stoppable(Protocol):
+    closed: bool
+
+
+class Closing:
+    """``close``/``aclose`` and the context manager of a blocking iterator.
+
+    Closing marks the iterator's state closed and drops its own connection; what it held
+    stays as it was (an inbox's unacknowledged messages stay pending for other consumers).
+    """
+
+    _state: _Stoppable
+    _conn: BlockingConnection | None
+
+    def close(self) -> None:
+        self._state.closed = True
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def aclose(self) -> None:
+        """The same as :meth:`close`, awaitable (as on the stores)."""
+        self.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AsyncClosing:
+    """Async twin of :class:`Closing`: both ``close`` and ``aclose`` are awaitable."""
+
+    _state: _Stoppable
+    _conn: AsyncBlockingConnection | None
+
+    async def aclose(self) -> None:
+        self._state.closed = True
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.aclose()
+
+    async def close(self) -> None:
+        """The same as :meth:`aclose` (as on the stores)."""
+        await self.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

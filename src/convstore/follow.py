@@ -12,10 +12,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from types import TracebackType
 from typing import Any, Self
 
-from convstore.blocking import AsyncBlockingConnection, BlockingConnection
+from convstore.blocking import (
+    AsyncBlockingConnection,
+    AsyncClosing,
+    BlockingConnection,
+    Closing,
+)
 from convstore.drivers import AsyncDriver, SyncDriver
 from convstore.models import REQUIRED_ROUTING_KEYS, AgentCommunicationMessage
 from convstore.plans.config import StoreConfig
@@ -93,8 +97,10 @@ class _FollowState:
         return deadline is not None and time.monotonic() >= deadline
 
 
-class Follower:
+class Follower(Closing):
     """Blocking iterator over the new messages of one session (see the module docstring)."""
+
+    _state: _FollowState
 
     def __init__(
         self,
@@ -135,27 +141,11 @@ class Follower:
             s.hold(self._conn.call(*s.read_args(deadline, self._conn.block_ms)))
         return s.take()
 
-    def close(self) -> None:
-        self._state.closed = True
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
-    async def aclose(self) -> None:
-        """The same as :meth:`close`, awaitable (as on the stores)."""
-        self.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class AsyncFollower:
+class AsyncFollower(AsyncClosing):
     """Async twin of :class:`Follower`; cancelling a task blocked in it leaves nothing behind."""
+
+    _state: _FollowState
 
     def __init__(
         self,
@@ -198,21 +188,3 @@ class AsyncFollower:
                 self._conn = None  # closed by the cancellation; a later read opens a new one
                 raise
         return s.take()
-
-    async def aclose(self) -> None:
-        self._state.closed = True
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await conn.aclose()
-
-    async def close(self) -> None:
-        """The same as :meth:`aclose` (as on the stores)."""
-        await self.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()

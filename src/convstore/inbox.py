@@ -17,10 +17,14 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Self
 
-from convstore.blocking import AsyncBlockingConnection, BlockingConnection
+from convstore.blocking import (
+    AsyncBlockingConnection,
+    AsyncClosing,
+    BlockingConnection,
+    Closing,
+)
 from convstore.drivers import AsyncDriver, SyncDriver
 from convstore.errors import CodecError
 from convstore.models import AgentCommunicationMessage
@@ -199,12 +203,14 @@ class _InboxState:
         return deadline is not None and time.monotonic() >= deadline
 
 
-class Inbox:
+class Inbox(Closing):
     """Blocking iterator over one recipient's inbox, as one consumer of one group.
 
     Iterating blocks until a message arrives; it ends when ``close()`` is called or, with
     ``wait``, after ``wait`` seconds without a message.
     """
+
+    _state: _InboxState
 
     def __init__(
         self,
@@ -276,28 +282,11 @@ class Inbox:
                 plans.reject(w.config, w.recipient_id, w.group, w.consumer, inbox_id, reason)
             )
 
-    def close(self) -> None:
-        """Stop; held, unacknowledged messages stay pending and are reclaimed by others."""
-        self._state.closed = True
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
-    async def aclose(self) -> None:
-        """The same as :meth:`close`, awaitable (as on the stores)."""
-        self.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class AsyncInbox:
+class AsyncInbox(AsyncClosing):
     """Async twin of :class:`Inbox`; cancelling a task blocked in it leaves nothing behind."""
+
+    _state: _InboxState
 
     def __init__(
         self,
@@ -370,21 +359,3 @@ class AsyncInbox:
             w = s.where
             plan = plans.reject(w.config, w.recipient_id, w.group, w.consumer, inbox_id, reason)
             await self._driver.run(plan)
-
-    async def aclose(self) -> None:
-        self._state.closed = True
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await conn.aclose()
-
-    async def close(self) -> None:
-        """The same as :meth:`aclose` (as on the stores)."""
-        await self.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()

@@ -449,7 +449,10 @@ def test_higher_version_with_extra_fields_still_decodes() -> None:
     ep = msgpack.unpackb(encode_entry("r", "c", T0, {}), timestamp=3)
     ep.update(v=3, x=1)
     assert decode_entry(raw(ep)) == {
-        "role": "r", "content": "c", "timestamp": T0.isoformat(), "metadata": {}
+        "role": "r",
+        "content": "c",
+        "timestamp": T0.isoformat(),
+        "metadata": {},
     }
 
 
@@ -640,8 +643,6 @@ def test_valid_msgpack_of_random_structure_only_raises_codec_error(
     only_codec_errors(decoder, data)
 
 
-
-
 @given(st.sampled_from(VALID), st.data())
 @HOSTILE
 def test_mutated_valid_payloads_only_raise_codec_error(
@@ -682,9 +683,7 @@ def test_corrupted_and_truncated_bytes_only_raise_codec_error(
 
 
 @pytest.mark.parametrize(("decoder", "valid"), VALID)
-def test_every_truncation_is_rejected(
-    decoder: Callable[[bytes], object], valid: bytes
-) -> None:
+def test_every_truncation_is_rejected(decoder: Callable[[bytes], object], valid: bytes) -> None:
     for end in range(len(valid)):
         with pytest.raises(CodecError):
             decoder(valid[:end])

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from convstore import (
+    CodecError,
     ConcurrentModification,
     ConversationParticipant,
     ConversationSession,
@@ -241,8 +242,36 @@ def test_append_sends_ids_timestamps_and_payloads_in_one_script() -> None:
         codec.encode_entry("user", "hi", NOW, {}),
         "",  # no tool-call fields
     )
-    assert run.send([1, b"5", b"", [b"1714564800000-0", 1]]) is None
+    assert run.send(b"5 1714564800000-0+") is None
     assert run.result == [AppendResult("m1", "1714564800000-0", True)]
+
+
+def test_append_reply_marks_retried_ids_and_on_a_cluster_names_the_indexes() -> None:
+    messages = [
+        {"role": "user", "content": c, "timestamp": NOW, "metadata": {"message_id": c}}
+        for c in ("a", "b")
+    ]
+    run = Stepper(plans.append_messages(config(cluster=True), "k", messages))
+    run.first()
+    step = run.send(b"7 1714564800000-0= 1714564800000-1+\nns:idx:all\nns:idx:type:x")
+    assert step == Batch(
+        (
+            Call(("ZADD", "ns:idx:all", "GT", "7", "k")),
+            Call(("ZADD", "ns:idx:type:x", "GT", "7", "k")),
+        )
+    )
+    assert run.send([1, 1]) is None
+    assert run.result == [
+        AppendResult("a", "1714564800000-0", False),
+        AppendResult("b", "1714564800000-1", True),
+    ]
+
+
+def test_append_status_replies_still_raise_typed_errors() -> None:
+    run = Stepper(plans.append_messages(config(), "k", [{"role": "user", "content": "x"}]))
+    run.first()
+    with pytest.raises(CodecError, match="damaged"):
+        run.send([-4, b"lid", b"garbage"])
 
 
 def test_append_to_a_missing_session_suggests_keys() -> None:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import redis.exceptions as rex
@@ -134,43 +132,62 @@ def _measure(op: _Operation, step: Step, reply: Any) -> None:
                 op.bytes += sum(len(v) for v in values if isinstance(v, bytes))
 
 
-@contextmanager
-def _translated(op: _Operation, plan: Plan[Any]) -> Iterator[None]:
-    """Map redis-py failures to convstore errors and report the operation to monitoring."""
-    outcome, error = "error", ""
-    try:
-        yield
-        outcome = "ok"
-    except rex.RedisError as exc:
-        translated = translate(exc, op.name)
-        error = type(translated).__name__
-        raise translated from exc
-    except Exception as exc:
-        error = type(exc).__name__
-        raise
-    finally:
-        plan.close()
-        elapsed = time.monotonic() - op.started
-        if op.observed:
-            labels = {
-                "operation": op.name,
-                "outcome": outcome,
-                "error": error,
-                "session": op.session,
-                "messages": str(op.messages),
-                "bytes": str(op.bytes),
-            }
-            monitoring.emit("store.operation", elapsed, labels, store_hook=op.hook)
+class _Translated:
+    """Map redis-py failures to convstore errors and report the operation to monitoring.
+
+    A plain class rather than ``@contextmanager``: it wraps every store call, and a
+    generator-based context manager costs more than the rest of the driver together.
+    """
+
+    __slots__ = ("op", "plan")
+
+    def __init__(self, op: _Operation, plan: Plan[Any]) -> None:
+        self.op, self.plan = op, plan
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any
+    ) -> None:
+        op = self.op
+        outcome, error, translated = "ok", "", None
+        if exc is not None:
+            outcome = "error"
+            if isinstance(exc, rex.RedisError):
+                translated = translate(exc, op.name)
+                error = type(translated).__name__
+            elif isinstance(exc, Exception):
+                error = type(exc).__name__
+        self.plan.close()
         level = logging.DEBUG if outcome == "ok" else logging.INFO
-        if monitoring.logger.isEnabledFor(level):
-            fields = {
-                "operation": op.name,
-                "outcome": outcome,
-                "duration_ms": round(elapsed * 1000, 3),
-                "error": error,
-                "session": op.session,
-            }
-            monitoring.log_event(level, "store.operation", fields)
+        if op.observed or monitoring.logger.isEnabledFor(level):
+            _report(op, outcome, error, level)
+        if translated is not None:
+            raise translated from exc
+
+
+def _report(op: _Operation, outcome: str, error: str, level: int) -> None:
+    elapsed = time.monotonic() - op.started
+    if op.observed:
+        labels = {
+            "operation": op.name,
+            "outcome": outcome,
+            "error": error,
+            "session": op.session,
+            "messages": str(op.messages),
+            "bytes": str(op.bytes),
+        }
+        monitoring.emit("store.operation", elapsed, labels, store_hook=op.hook)
+    if monitoring.logger.isEnabledFor(level):
+        fields = {
+            "operation": op.name,
+            "outcome": outcome,
+            "duration_ms": round(elapsed * 1000, 3),
+            "error": error,
+            "session": op.session,
+        }
+        monitoring.log_event(level, "store.operation", fields)
 
 
 def _routing(client: Any, step: Call) -> dict[str, Any]:
@@ -228,7 +245,7 @@ class SyncDriver(_Driver):
 
     def run(self, plan: Plan[T], *, wait_replicas: int | None = None) -> T:
         op = self._operation(plan, wait_replicas)
-        with _translated(op, plan):
+        with _Translated(op, plan):
             try:
                 step = next(plan)
                 while True:
@@ -275,10 +292,16 @@ class SyncDriver(_Driver):
         return replies[0]
 
     def _execute(self, step: Step) -> Any:
+        if isinstance(step, Run):  # EVALSHA as is; redis-py's Script loads it on NOSCRIPT
+            script = self._script(step.script)
+            try:
+                return self.client.execute_command(
+                    "EVALSHA", script.sha, len(step.keys), *step.keys, *step.args
+                )
+            except rex.NoScriptError:
+                return script(keys=step.keys, args=step.args)
         if isinstance(step, Call):
             return self.client.execute_command(*step.args, **_routing(self.client, step))
-        if isinstance(step, Run):
-            return self._script(step.script)(keys=step.keys, args=step.args)
         pipe = self.client.pipeline(transaction=False)
         for inner in step.steps:
             if isinstance(inner, Call):
@@ -324,7 +347,7 @@ class AsyncDriver(_Driver):
         op = self._operation(plan, wait_replicas)
         if self.cluster and op.concern.active:
             raise ConfigurationError("wait_replicas is not supported on an asyncio RedisCluster")
-        with _translated(op, plan):
+        with _Translated(op, plan):
             try:
                 step = next(plan)
                 while True:
@@ -368,10 +391,16 @@ class AsyncDriver(_Driver):
         return await self._send(step)
 
     async def _send(self, step: Step) -> Any:
+        if isinstance(step, Run):  # EVALSHA as is; redis-py's Script loads it on NOSCRIPT
+            script = self._script(step.script)
+            try:
+                return await self.client.execute_command(
+                    "EVALSHA", script.sha, len(step.keys), *step.keys, *step.args
+                )
+            except rex.NoScriptError:
+                return await script(keys=step.keys, args=step.args)
         if isinstance(step, Call):
             return await self.client.execute_command(*step.args, **_routing(self.client, step))
-        if isinstance(step, Run):
-            return await self._script(step.script)(keys=step.keys, args=step.args)
         pipe = self.client.pipeline(transaction=False)
         for inner in step.steps:
             if isinstance(inner, Call):

@@ -74,7 +74,7 @@ if X[2] ~= '*' and not seen and redis.call('EXISTS', KEYS[1]) == 1 then
   if current ~= X[2] then return {-10, current} end
 end
 local r = inner()
-if tonumber(r[1]) == 1 and not seen then apply_state() end
+if type(r) == 'string' and not seen then apply_state() end  -- APPEND's success reply
 return r
 """,
 )

@@ -80,23 +80,23 @@ local function own_index(k) return string.sub(k, 1, #IDX_PREFIX) == IDX_PREFIX e
 
 -- what convstore writes in each session-hash field a script reads: counts of at most
 -- 15 digits (exact in Lua's doubles); 'la' within the years 1-9999 Python can represent;
--- 'idx' lists index keys of this namespace only
-local FIELD_FORMATS = {
-  rev = '^%d+$', n = '^%d+$', mm = '^%d+$', ma = '^%d+$', ttl = '^%d+$',
-  lid = '^%d+%-%d+$', la = '^%-?%d+$', lv = '^%d+$',
-}
+-- 'idx' lists index keys of this namespace only. One pattern per field: this runs on
+-- every write, so it stays a handful of string.find calls.
+local COUNT_FIELD = {rev = true, n = true, mm = true, ma = true, ttl = true, lv = true}
 local function well_formed(name, v)
-  if name == 'idx' then
-    for _, k in ipairs(split(v)) do if not own_index(k) then return false end end
-    return true
+  if COUNT_FIELD[name] then return #v <= 15 and string.find(v, '^%d+$') ~= nil end
+  if name == 'lid' then
+    local ms, seq = string.match(v, '^(%d+)%-(%d+)$')
+    return ms ~= nil and #ms <= 15 and #seq <= 15
   end
-  if not FIELD_FORMATS[name] then return true end
-  if #v > 40 or not string.match(v, FIELD_FORMATS[name]) then return false end
   if name == 'la' then
+    if #v > 40 or not string.find(v, '^%-?%d+$') then return false end
     local x = tonumber(v)
     return x > -62135596000000000 and x < 253402300000000000
   end
-  for digits in string.gmatch(v, '%d+') do if #digits > 15 then return false end end
+  if name == 'idx' then
+    for _, k in ipairs(split(v)) do if not own_index(k) then return false end end
+  end
   return true
 end
 

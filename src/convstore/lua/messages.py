@@ -15,6 +15,9 @@ APPEND = script(
 -- message is kept and the hash gets its counters, but no record, so get() stays None),
 -- [8] expect_last: the entry id the caller saw last ("0-0" = no message; "" = no check),
 -- then one (stored message id, timestamp ms, payload, tool fields) quad per message.
+-- Success replies one string (a flat reply is several times cheaper for the client to
+-- parse than nested arrays): "<la> <entry id><+ new | = already stored> ...", and on
+-- Redis Cluster (ARGV[1] = "0") "\n<idx>" after it, the index keys the caller updates.
 local f, bad = read_fields('rev', 'lid', 'mm', 'ma', 'la', 'idx', 'ttl', 'n', 'lv')
 if bad then return bad end
 if not f[1] and ARGV[7] ~= '1' then return {-1} end
@@ -26,7 +29,7 @@ local out, fresh, pairs_, known, retry = {}, {}, {}, {}, true
 for i = 9, #ARGV, 4 do  -- retried ids first: a damaged ids entry refuses before any write
   local existing = redis.call('HGET', IDS, ARGV[i])
   if existing then
-    if not string.match(existing, '^%d+%-%d+$') then return {-4, 'ids', string.sub(existing, 1, 80)} end
+    if not string.find(existing, '^%d+%-%d+$') then return {-4, 'ids', string.sub(existing, 1, 80)} end
     known[ARGV[i]] = existing
   else
     retry = false
@@ -41,8 +44,7 @@ for i = 9, #ARGV, 4 do
   local mid = ARGV[i]
   local existing = fresh[mid] or known[mid]
   if existing then
-    out[#out + 1] = existing
-    out[#out + 1] = 0
+    out[#out + 1] = existing .. '='
   else
     local ms = tonumber(ARGV[i + 1])
     if ms > lms then lms, lseq = ms, 0 else lseq = lseq + 1 end
@@ -61,8 +63,7 @@ for i = 9, #ARGV, 4 do
       redis.call('HSET', IDS, unpack(pairs_))
       pairs_ = {}
     end
-    out[#out + 1] = id
-    out[#out + 1] = 1
+    out[#out + 1] = id .. '+'
   end
 end
 if #pairs_ > 0 then redis.call('HSET', IDS, unpack(pairs_)) end
@@ -89,7 +90,8 @@ else  -- the stream held nothing: every entry is in the current layout
 end
 touch_indexes(la, f[6])
 refresh_ttl(f[7])
-return {1, la, f[6] or '', out}
+if INLINE then return la .. ' ' .. table.concat(out, ' ') end
+return la .. ' ' .. table.concat(out, ' ') .. '\n' .. (f[6] or '')
 """,
     idempotent=True,
 )

@@ -87,7 +87,7 @@ def _wrapped(
             args = (str(len(step.args)), *step.args, *extra)
             step = Run(outer, (*step.keys, *keys), args, messages=step.messages)
             reply = yield step
-            if int(reply[0]) == lua_adk.STALE:
+            if isinstance(reply, list) and int(reply[0]) == lua_adk.STALE:
                 raise Stale(as_text(reply[1]))
         else:
             reply = yield step

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from convstore.keys import KeySpace, SessionKeys
@@ -72,12 +72,24 @@ class StoreConfig:
     #: Sizes checked before anything is sent, and the largest record reads accept.
     limits: Limits = DEFAULT_LIMITS
     inbox: InboxSettings = InboxSettings()
+    #: The script arguments that never change for this store, worked out once: every
+    #: append and write sends them. (inline flag, default TTL ms, max messages, max age ms)
+    constants: tuple[str, str, str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "constants",
+            (
+                "0" if self.cluster else "1",
+                str(self.retention.ms("ttl")),
+                str(self.retention.max_messages or 0),
+                str(self.retention.ms("max_age")),
+            ),
+        )
 
     def common(self, session_key: str) -> tuple[SessionKeys, tuple[str, str, str, str]]:
         """The session's keys and the four arguments every session script takes (see lua.py)."""
-        return self.keyspace.session(session_key), (
-            "0" if self.cluster else "1",
-            session_key,
-            str(epoch_micros(utc_now())),
-            str(self.retention.ms("ttl")),
-        )
+        inline, ttl = self.constants[0], self.constants[1]
+        now = str(epoch_micros(utc_now()))
+        return self.keyspace.session(session_key), (inline, session_key, now, ttl)

@@ -59,9 +59,9 @@ def _prepare(
     key: str,
     message: AgentCommunicationMessage | Mapping[str, Any],
     fresh_id: str,
-) -> tuple[str, str, bytes, bytes, str]:
-    """(message_id, timestamp in ms, payload, stored id, tool fields) for one message;
-    raises before anything is sent."""
+) -> tuple[str, bytes, str, bytes, str]:
+    """(message_id, then APPEND's four arguments: stored id, timestamp in ms, payload,
+    tool fields) for one message; raises before anything is sent."""
     if isinstance(message, AgentCommunicationMessage):
         if message.session_key != key:
             raise ValidationError(
@@ -106,22 +106,20 @@ def _prepare(
     payload = codec.encode_entry(role, content, timestamp, metadata, limits=limits)
     stored_id = codec.encode_message_id(message_id)
     tools = tool_fields(metadata)
-    within_limit(
-        len(payload) + len(stored_id) + len(tools),
-        limits.max_record_bytes,
-        "record",
-        "max_record_bytes",
-    )
+    size = len(payload) + len(stored_id) + len(tools)
+    if size > limits.max_record_bytes:
+        within_limit(size, limits.max_record_bytes, "record", "max_record_bytes")
     ms = str(max(0, epoch_micros(timestamp) // 1000))
-    return message_id, ms, payload, stored_id, tools
+    return message_id, stored_id, ms, payload, tools
 
 
 def _prepare_all(
-    config: StoreConfig, key: str, batch: list[AgentCommunicationMessage | Mapping[str, Any]]
-) -> list[tuple[str, str, bytes, bytes, str]]:
+    config: StoreConfig, key: str, batch: Sequence[AgentCommunicationMessage | Mapping[str, Any]]
+) -> list[tuple[str, bytes, str, bytes, str]]:
     """Every message checked and encoded, and the batch within its limits, before a send."""
     limits = config.limits
-    many = len(batch) > 1
+    if len(batch) == 1:  # the common case, without the batch bookkeeping
+        return [_prepare(config, key, batch[0], new_message_ids(1)[0])]
     within_limit(
         len(batch), limits.max_batch_messages, "messages", "max_batch_messages", unit="messages"
     )
@@ -130,10 +128,8 @@ def _prepare_all(
         try:
             item = _prepare(config, key, message, fresh)
         except ValidationError as exc:
-            if not many:
-                raise
             raise ValidationError(f"messages[{index}]: {exc}", field=exc.field) from exc
-        total += len(item[2]) + len(item[3])
+        total += len(item[1]) + len(item[3])
         within_limit(total, limits.max_batch_bytes, "messages", "max_batch_bytes")
         prepared.append(item)
     return prepared
@@ -156,31 +152,41 @@ def append_messages(
     stored already succeeds regardless (idempotent).
     """
     expected = "" if expect_last is None else stream_id_arg(expect_last, "expect_last")
-    prepared = _prepare_all(config, key, list(messages))
+    batch = messages if isinstance(messages, list | tuple) else list(messages)
+    prepared = _prepare_all(config, key, batch)
     if not prepared:  # nothing to write, but an unknown session is still an error
         if not unsaved_ok and not (yield from session_exists(config, key)):
             yield from missing_session(config, key)
         return []
     keys, common = config.common(key)
-    args: list[Any] = [
-        *common,
-        str(config.retention.max_messages or 0),
-        str(config.retention.ms("max_age")),
-        "1" if unsaved_ok else "0",
-        expected,
-    ]
-    for _, ms, payload, stored_id, tools in prepared:
-        args += (stored_id, ms, payload, tools)
+    args: list[Any] = [*common, *config.constants[2:], "1" if unsaved_ok else "0", expected]
+    for item in prepared:
+        args += item[1:]
     reply = yield Run(lua.APPEND, keys.all(), tuple(args), messages=len(prepared))
-    status = yield from session_status(config, reply, key)  # damage refuses before any write
-    if status == STALE:
-        raise StaleAppend(key, expected, as_text(reply[1]))
-    yield from cluster_index_sync(config, key, split_idx(reply[2]), (), reply[1])
-    out = reply[3]
+    if not isinstance(reply, bytes | str):  # a status: damage refuses before any write
+        status = yield from session_status(config, reply, key)
+        if status == STALE:
+            raise StaleAppend(key, expected, as_text(reply[1]))
+        raise CodecError(f"APPEND replied with status {status} for session {key!r}", key=key)
+    la, entries, idx = _append_reply(reply)
+    if config.cluster:
+        yield from cluster_index_sync(config, key, split_idx(idx), (), la)
     return [
-        AppendResult(mid, as_text(out[2 * i]), bool(int(out[2 * i + 1])))
-        for i, (mid, *_) in enumerate(prepared)
+        AppendResult(mid, entry[:-1], entry[-1] == "+")
+        for (mid, *_), entry in zip(prepared, entries, strict=True)
     ]
+
+
+def _append_reply(reply: bytes | str) -> tuple[str, list[str], bytes | str]:
+    """(last activity, one "<entry id><+|=>" per message, index keys) of APPEND's reply;
+    the index keys stay as sent (``split_idx`` keeps a non-UTF-8 line as bytes)."""
+    if isinstance(reply, str):
+        head, _, idx = reply.partition("\n")
+        la, *entries = head.split(" ")
+        return la, entries, idx
+    raw_head, _, raw_idx = reply.partition(b"\n")
+    la, *entries = raw_head.decode("ascii").split(" ")
+    return la, entries, raw_idx
 
 
 def decode_row(config: StoreConfig, key: str, row: Sequence[Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ A damaged entry or session raises :class:`CodecError` naming the key (and stream
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import pytest
@@ -142,12 +143,15 @@ async def test_on_error_is_checked(st: Store, make_session: SessionFactory) -> N
 # --------------------------------------------------------------------------- session hashes
 
 
+#: A key outside the namespace that a damaged ``idx`` names; one per xdist worker, since
+#: the workers share the database.
+ELSEWHERE = f"elsewhere:{os.getpid()}:key"
 GARBAGE = {
     "rev": [b"abc", b"1e400", b"\xff\xfe", b"-1", b"99999999999999999999"],
     "la": [b"abc", b"1e400", b"\xff\xfe", b"99999999999999999999", b"inf"],
     "n": [b"abc", b"-3", b"\xff"],
     "lid": [b"abc", b"5", b"1-x", b"99999999999999999999-0"],
-    "idx": [b"elsewhere:key", b"\xff\xfe"],
+    "idx": [ELSEWHERE.encode(), b"\xff\xfe"],
     "mm": [b"abc", b"-1"],
     "ma": [b"1.5", b"nan"],
     "ttl": [b"abc", b"1e3"],
@@ -162,6 +166,8 @@ async def test_damaged_session_field_gives_a_typed_error_and_writes_nothing(
     keys = st.config.keyspace.session(key)
     for value in GARBAGE[field]:
         sync_client.hset(keys.session, field, value)
+        if field == "idx":  # an append reads idx when the index scores move (a new second)
+            sync_client.hset(keys.session, "la", "0")
         before = sync_client.xlen(keys.messages)
         # every script that reads this field refuses, naming it, and writes nothing
         writes = [
@@ -187,13 +193,13 @@ async def test_damaged_session_field_gives_a_typed_error_and_writes_nothing(
             assert (await aw(st.sessions.get(key))).session_id == "d"
         assert [m["content"] for m in await aw(st.messages.history(key))] == ["one", "two"]
     # delete is the way out, and touches nothing outside the namespace
-    sync_client.set("elsewhere:key", "untouched")
+    sync_client.set(ELSEWHERE, "untouched")
     try:
         assert await aw(st.sessions.delete(key)) is True
         assert sync_client.exists(keys.session, keys.messages) == 0
-        assert sync_client.get("elsewhere:key") == b"untouched"
+        assert sync_client.get(ELSEWHERE) == b"untouched"
     finally:
-        sync_client.delete("elsewhere:key")
+        sync_client.delete(ELSEWHERE)
 
 
 async def test_damaged_ids_entry_refuses_a_retry(

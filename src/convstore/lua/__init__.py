@@ -7,7 +7,7 @@ and the scripts of the features built on them: ``inbox``, ``transfer``, ``edits`
 """
 
 from convstore.lua.contextengine import CE_COMPACT, CE_PUT, CE_UPDATE, CE_VIEW
-from convstore.lua.core import LAYOUT_VERSION, PRELUDE, Script, script
+from convstore.lua.core import INDEX_RESOLUTION_US, LAYOUT_VERSION, PRELUDE, Script, script
 from convstore.lua.messages import APPEND, CLEAR, COUNT, DELETE_MESSAGE
 from convstore.lua.sessions import DELETE, LIST, SAVE, SET_RETENTION, SUGGEST, TOUCH
 
@@ -21,6 +21,7 @@ __all__ = [
     "COUNT",
     "DELETE",
     "DELETE_MESSAGE",
+    "INDEX_RESOLUTION_US",
     "LAYOUT_VERSION",
     "LIST",
     "PRELUDE",

@@ -41,9 +41,10 @@ under the namespace's ``idx:`` prefix.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-__all__ = ["LAYOUT_VERSION", "PRELUDE", "Script", "script"]
+__all__ = ["INDEX_RESOLUTION_US", "LAYOUT_VERSION", "PRELUDE", "Script", "prelude_for", "script"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +63,25 @@ class Script:
 #: field ``lv`` holds it once every entry of the stream is in this layout.
 LAYOUT_VERSION = 2
 
-PRELUDE = (
-    f"local LAYOUT = '{LAYOUT_VERSION}'\n"
-    + r"""
-local H, S, IDS = KEYS[1], KEYS[2], KEYS[3]
-local INLINE, MEMBER, NOW, TTL_DEFAULT = ARGV[1] == '1', ARGV[2], ARGV[3], ARGV[4]
+#: Resolution of the session indexes, in µs. Most writes set a session's index scores to
+#: its exact last activity ``la``; an append moves them only when ``la`` enters a new
+#: whole second (an index update is six ZADDs, a third of an append's server time). So a
+#: score is never above ``la`` and less than this below it, and readers that order by
+#: activity (``plans.list_sessions``) read ``la`` itself and order by that.
+INDEX_RESOLUTION_US = 1_000_000
 
+_HEADER = (
+    f"local LAYOUT, INDEX_RESOLUTION = '{LAYOUT_VERSION}', {INDEX_RESOLUTION_US}\n"
+    + r"""local H, S, IDS = KEYS[1], KEYS[2], KEYS[3]
+local INLINE, MEMBER, NOW, TTL_DEFAULT = ARGV[1] == '1', ARGV[2], ARGV[3], ARGV[4]
+"""
+)
+
+# The helpers, in definition order, one top-level definition group per paragraph (a blank
+# line ends one). A script gets only those its body uses, directly or through another
+# helper: Lua builds every local function of a script on every call, so the whole set
+# would cost an append about as much as two of its Redis commands.
+_HELPER_SOURCE = r"""
 local function split(text)
   local out = {}
   if text then for k in string.gmatch(text, '[^\n]+') do out[#out + 1] = k end end
@@ -129,6 +143,16 @@ local function touch_indexes(la, idx)
   if INLINE then
     for _, k in ipairs(split(idx)) do redis.call('ZADD', k, 'GT', la, MEMBER) end
   end
+end
+
+-- whether moving last activity from `old` to `new` (µs, text) must update the indexes:
+-- when it enters another INDEX_RESOLUTION bucket (beyond 2^53 µs, in the year 2255,
+-- doubles are inexact: always)
+local function index_moves(old, new)
+  if not old then return true end
+  local a, b = tonumber(old), tonumber(new)
+  if b >= 9007199254740992 or a <= -9007199254740992 then return true end
+  return math.floor(a / INDEX_RESOLUTION) ~= math.floor(b / INDEX_RESOLUTION)
 end
 
 -- the stored message id of a stream row, either layout (layout 1: {mid, payload}; a
@@ -210,9 +234,29 @@ local function trim_oldest(rows, n)
   return redis.call('XLEN', S)
 end
 """
+
+_DEFINES = re.compile(r"^local (?:function )?([A-Za-z_][A-Za-z_0-9]*)", re.MULTILINE)
+_HELPERS = tuple(
+    (tuple(_DEFINES.findall(chunk)), chunk.strip("\n") + "\n")
+    for chunk in _HELPER_SOURCE.split("\n\n")
+    if chunk.strip()
 )
+
+#: Everything a session script may use: the common names and every helper.
+PRELUDE = _HEADER + "\n".join(chunk for _, chunk in _HELPERS)
+
+
+def prelude_for(body: str) -> str:
+    """The common names and the helpers ``body`` uses (directly or through a helper)."""
+    text, chosen = body, []
+    for names, chunk in reversed(_HELPERS):  # a helper only uses helpers defined before it
+        if re.search(r"\b(?:" + "|".join(names) + r")\b", text):
+            chosen.append(chunk)
+            text += chunk
+    return _HEADER + "\n".join(reversed(chosen))
 
 
 def script(name: str, body: str, *, idempotent: bool = False, writes: bool = True) -> Script:
-    """A session script: ``body`` runs after :data:`PRELUDE` (its names and helpers)."""
-    return Script(name, PRELUDE + body, idempotent, writes)
+    """A session script: ``body`` runs after the common names and the helpers it uses
+    (:func:`prelude_for`; :data:`PRELUDE` has them all)."""
+    return Script(name, prelude_for(body) + body, idempotent, writes)

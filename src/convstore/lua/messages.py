@@ -17,14 +17,22 @@ APPEND = script(
 -- then one (stored message id, timestamp ms, payload, tool fields) quad per message.
 -- Success replies one string (a flat reply is several times cheaper for the client to
 -- parse than nested arrays): "<la> <entry id><+ new | = already stored> ...", and on
--- Redis Cluster (ARGV[1] = "0") "\n<idx>" after it, the index keys the caller updates.
-local f, bad = read_fields('rev', 'lid', 'mm', 'ma', 'la', 'idx', 'ttl', 'n', 'lv')
+-- Redis Cluster (ARGV[1] = "0"), when the index scores move, "\n<idx>" after it: the
+-- index keys the caller updates.
+local f, bad = read_fields('rev', 'lid', 'mm', 'ma', 'la', 'ttl', 'n', 'lv')
 if bad then return bad end
 if not f[1] and ARGV[7] ~= '1' then return {-1} end
+local la = later(f[5], NOW)
+local idx = nil  -- the index keys, read only when the scores move (see INDEX_RESOLUTION)
+if index_moves(f[5], la) then
+  idx, bad = read_fields('idx')
+  if bad then return bad end
+  idx = idx[1]
+end
 local lid = f[2] or '0-0'
 local dash = string.find(lid, '-', 1, true)
 local lms, lseq = tonumber(string.sub(lid, 1, dash - 1)), tonumber(string.sub(lid, dash + 1))
-local n = tonumber(f[8] or '0')
+local n = tonumber(f[7] or '0')
 local out, fresh, pairs_, known, retry = {}, {}, {}, {}, true
 for i = 9, #ARGV, 4 do  -- retried ids first: a damaged ids entry refuses before any write
   local existing = redis.call('HGET', IDS, ARGV[i])
@@ -81,17 +89,16 @@ if max_age > 0 then
   local old = redis.call('XRANGE', S, '-', '(' .. string.format('%d-0', min_ms))
   if #old > 0 then n = trim_oldest(old, n) end
 end
-local la = later(f[5], NOW)
 local newest = string.format('%d-%d', lms, lseq)
-if f[9] or tonumber(f[8] or '0') > 0 then
+if f[8] or tonumber(f[7] or '0') > 0 then
   redis.call('HSET', H, 'lid', newest, 'n', n, 'la', la)
 else  -- the stream held nothing: every entry is in the current layout
   redis.call('HSET', H, 'lid', newest, 'n', n, 'la', la, 'lv', LAYOUT)
 end
-touch_indexes(la, f[6])
-refresh_ttl(f[7])
-if INLINE then return la .. ' ' .. table.concat(out, ' ') end
-return la .. ' ' .. table.concat(out, ' ') .. '\n' .. (f[6] or '')
+if idx then touch_indexes(la, idx) end
+refresh_ttl(f[6])
+if INLINE or not idx then return la .. ' ' .. table.concat(out, ' ') end
+return la .. ' ' .. table.concat(out, ' ') .. '\n' .. idx
 """,
     idempotent=True,
 )

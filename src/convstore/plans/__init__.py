@@ -14,6 +14,7 @@ Modules: ``steps`` (what a plan yields), ``config`` (store configuration),
 
 from convstore.plans.config import Limits, Retention, StoreConfig, seconds_to_ms
 from convstore.plans.damage import OnError
+from convstore.plans.listing import list_sessions
 from convstore.plans.messages import (
     agent_messages,
     append_messages,
@@ -30,7 +31,6 @@ from convstore.plans.sessions import (
     create_session,
     delete_session,
     get_session,
-    list_sessions,
     ping,
     save_session,
     session_exists,

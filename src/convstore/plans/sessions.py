@@ -1,9 +1,7 @@
-"""Session plans: save, get, touch, delete, retention, and paged listing."""
+"""Session plans: save, get, touch, delete, retention (listing is in ``plans/listing.py``)."""
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -18,23 +16,22 @@ from convstore.errors import (
     SessionKeyConflict,
     ValidationError,
 )
-from convstore.models import ConversationSession, SessionType, parse_choice
+from convstore.models import ConversationSession
 from convstore.plans.config import Retention, StoreConfig
-from convstore.plans.damage import OnError, Skips, located, script_status
+from convstore.plans.damage import located, script_status
 from convstore.plans.indexes import cluster_index_sync, index_keys, session_status, split_idx
-from convstore.plans.results import Records, SessionPage
-from convstore.plans.steps import Batch, Call, Plan, Run
-from convstore.plans.values import as_text, epoch_micros, from_epoch_micros, stored_int
-from convstore.validation import limit_or_all
+from convstore.plans.steps import Call, Plan, Run
+from convstore.plans.values import epoch_micros, from_epoch_micros, stored_int
 
 __all__ = [
+    "SESSION_FIELDS",
     "create_session",
     "delete_session",
     "get_session",
-    "list_sessions",
     "ping",
     "save_session",
     "session_exists",
+    "session_from_fields",
     "session_identity",
     "set_retention",
     "touch_session",
@@ -109,7 +106,7 @@ def _write_session(config: StoreConfig, session: ConversationSession, expected: 
     return key
 
 
-def _session_from_fields(
+def session_from_fields(
     config: StoreConfig, key: str, fields: Sequence[Any]
 ) -> ConversationSession | None:
     """The session in one HMGET reply; damage raises :class:`CodecError` naming the key."""
@@ -130,13 +127,14 @@ def _session_from_fields(
     return session
 
 
-_GET_FIELDS = ("rec", "rev", "la")
+#: The session-hash fields :func:`session_from_fields` reads (one HMGET).
+SESSION_FIELDS = ("rec", "rev", "la")
 
 
 def get_session(config: StoreConfig, key: str) -> Plan[ConversationSession | None]:
     hash_key = config.keyspace.session(key).session
-    fields = yield Call(("HMGET", hash_key, *_GET_FIELDS))
-    return _session_from_fields(config, key, fields)
+    fields = yield Call(("HMGET", hash_key, *SESSION_FIELDS))
+    return session_from_fields(config, key, fields)
 
 
 def session_exists(config: StoreConfig, key: str) -> Plan[bool]:
@@ -177,117 +175,3 @@ def set_retention(config: StoreConfig, key: str, retention: Retention | None) ->
     )
     reply = yield Run(lua.SET_RETENTION, keys.all(), (*common, *fields))
     yield from session_status(config, reply, key)
-
-
-#: Sessions read per round trip when ``list(limit=None)`` walks a whole index.
-_LIST_CHUNK = 500
-
-
-#: ``score:member``; scores are whole numbers but may be anything Redis stores (damage).
-_CURSOR = re.compile(r"(-?[0-9]{1,20}(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?|[-+]?inf):(.*)", re.DOTALL)
-
-
-def _parse_cursor(cursor: str | None) -> tuple[str, float | None, bytes | None]:
-    if cursor is None:
-        return "+inf", None, None
-    found = _CURSOR.fullmatch(cursor) if isinstance(cursor, str) else None
-    try:
-        member = found.group(2).encode() if found else None
-    except UnicodeEncodeError:
-        member = None
-    if found is None or member is None:
-        raise ValidationError(f"not a session cursor: {cursor!r}", field="cursor")
-    return found.group(1), float(found.group(1)), member
-
-
-def _score_text(score: float) -> str:
-    """A score as a cursor and a ZRANGE bound: exact, and digits only for whole numbers."""
-    if not math.isfinite(score):
-        return "inf" if score > 0 else "-inf"
-    return str(int(score)) if score.is_integer() else repr(score)
-
-
-def _member_key(config: StoreConfig, index: str, member: Any, score: float) -> str:
-    """The session key an index member names; a damaged one raises :class:`CodecError`."""
-    try:
-        if not math.isfinite(score):
-            raise CodecError(f"score {score} is not finite")
-        key = as_text(member)
-        config.keyspace.session(key)  # the same checks every session key passes
-        return key
-    except (CodecError, ValidationError) as exc:
-        raise located(CodecError(f"member {member!r:.80}: {exc}"), index, kind="index") from exc
-
-
-def _index_name(config: StoreConfig, participant_id: str | None, session_type: str | None) -> str:
-    ks = config.keyspace
-    if session_type is not None:
-        session_type = str(parse_choice(session_type, SessionType, "session_type"))
-    if participant_id is not None and session_type is not None:
-        return ks.index_participant_type(participant_id, session_type)
-    if participant_id is not None:
-        return ks.index_participant(participant_id)
-    if session_type is not None:
-        return ks.index_type(session_type)
-    return ks.index_all
-
-
-def list_sessions(
-    config: StoreConfig,
-    participant_id: str | None,
-    session_type: str | None,
-    limit: int | None,
-    cursor: str | None,
-    on_error: OnError = "raise",
-) -> Plan[SessionPage]:
-    """Sessions by last activity, newest first; ``limit=None`` walks the whole index."""
-    wanted = limit_or_all(limit)
-    skips = Skips(on_error, "list")
-    index = _index_name(config, participant_id, session_type)
-    max_score, after_score, after_member = _parse_cursor(cursor)
-    items: list[ConversationSession] = []
-    stale: list[bytes] = []
-    last: tuple[float, bytes] | None = None  # (score, member) of the last row read
-    while wanted is None or len(items) < wanted:
-        chunk = _LIST_CHUNK if wanted is None else wanted - len(items)
-        rows = yield Run(lua.LIST, (index,), (max_score, chunk))
-        pairs = [(rows[i], float(rows[i + 1])) for i in range(0, len(rows), 2)]
-        if after_score is not None and after_member is not None:
-            pairs = [
-                (m, s)
-                for m, s in pairs
-                if s < after_score or (s == after_score and m < after_member)
-            ]
-        if not pairs:
-            break
-        pairs = pairs[:chunk]
-        named: list[tuple[bytes, float, str]] = []
-        for member, score in pairs:
-            try:
-                named.append((member, score, _member_key(config, index, member, score)))
-            except CodecError as exc:
-                skips.add(exc)  # left in the index as found: a read deletes nothing it cannot read
-        replies = yield Batch(
-            tuple(
-                Call(("HMGET", config.keyspace.session(k).session, *_GET_FIELDS))
-                for _, _, k in named
-            )
-        )
-        for (member, _, key), fields in zip(named, replies, strict=True):
-            try:
-                session = _session_from_fields(config, key, fields)
-            except CodecError as exc:
-                skips.add(exc)
-                continue
-            if session is None:
-                stale.append(member)
-            else:
-                items.append(session)
-        member, score = pairs[-1]
-        last = (score, member)
-        max_score, after_score, after_member = _score_text(score), score, member
-    if stale:  # sessions that expired by TTL leave index entries behind: drop them now
-        yield Call(("ZREM", index, *stale))
-    more = len(items) == wanted and last is not None
-    cursor_out = f"{_score_text(last[0])}:{as_text(last[1])}" if more and last else None
-    return SessionPage(Records(items, skips.errors), cursor_out)

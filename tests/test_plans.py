@@ -6,6 +6,7 @@ what Redis would reply, and checks the result or the typed error it ends with.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -238,12 +239,34 @@ def test_append_sends_ids_timestamps_and_payloads_in_one_script() -> None:
         "0",  # a session that was never saved is refused (the adapter's unsaved_ok is off)
         "",  # no expect_last
         codec.encode_message_id("m1"),
-        str(NOW_US // 1000),
+        str(NOW_US // 1000),  # no tool-call fields: the timestamp alone
         codec.encode_entry("user", "hi", NOW, {}),
-        "",  # no tool-call fields
     )
     assert run.send(b"5 1714564800000-0+") is None
     assert run.result == [AppendResult("m1", "1714564800000-0", True)]
+
+
+def test_append_sends_tool_call_fields_after_the_timestamp() -> None:
+    metadata = {"message_id": "m1", "tool_calls": [{"id": "c1"}, {"id": "c\t2"}]}
+    message = {"role": "assistant", "content": "", "timestamp": NOW, "metadata": metadata}
+    step = Stepper(plans.append_messages(config(), "k", [message])).first()
+    assert step.args[-3:] == (
+        codec.encode_message_id("m1"),
+        f"{NOW_US // 1000}\tc1\nc%092\t",  # "<ms>\t<tc>\t<tr>", ids escaped
+        codec.encode_entry("assistant", "", NOW, {"tool_calls": metadata["tool_calls"]}),
+    )
+
+
+def test_generated_message_ids_are_uuid4_and_stored_compactly() -> None:
+    run = Stepper(plans.append_messages(config(), "k", [{"role": "user", "content": "x"}] * 3))
+    step = run.first()
+    stored = step.args[8::3]
+    run.send(b"1 1-0+ 1-1+ 1-2+")
+    for result, raw in zip(run.result, stored, strict=True):
+        parsed = uuid.UUID(result.message_id)
+        assert parsed.version == 4 and str(parsed) == result.message_id
+        assert raw == codec.encode_message_id(result.message_id)
+    assert len({r.message_id for r in run.result}) == 3
 
 
 def test_append_reply_marks_retried_ids_and_on_a_cluster_names_the_indexes() -> None:

@@ -14,7 +14,9 @@ APPEND = script(
 -- [7] "1" to accept a session that was never saved (the ContextEngine contract: the
 -- message is kept and the hash gets its counters, but no record, so get() stays None),
 -- [8] expect_last: the entry id the caller saw last ("0-0" = no message; "" = no check),
--- then one (stored message id, timestamp ms, payload, tool fields) quad per message.
+-- then one (stored message id, "<timestamp ms>[\t<tool fields>]", payload) triple per
+-- message (the tool fields, "<tc>\t<tr>", only for tool-call messages: one argument less
+-- per message, which is what redis-py's packing and the script's setup pay for).
 -- Success replies one string (a flat reply is several times cheaper for the client to
 -- parse than nested arrays): "<la> <entry id><+ new | = already stored> ...", and on
 -- Redis Cluster (ARGV[1] = "0"), when the index scores move, "\n<idx>" after it: the
@@ -33,14 +35,17 @@ local lid = f[2] or '0-0'
 local dash = string.find(lid, '-', 1, true)
 local lms, lseq = tonumber(string.sub(lid, 1, dash - 1)), tonumber(string.sub(lid, dash + 1))
 local n = tonumber(f[7] or '0')
-local out, fresh, pairs_, known, retry = {}, {}, {}, {}, true
-for i = 9, #ARGV, 4 do  -- retried ids first: a damaged ids entry refuses before any write
-  local existing = redis.call('HGET', IDS, ARGV[i])
-  if existing then
-    if not string.find(existing, '^%d+%-%d+$') then return {-4, 'ids', string.sub(existing, 1, 80)} end
-    known[ARGV[i]] = existing
-  else
-    retry = false
+local out, fresh, pairs_, known, retry, mids = {}, {}, {}, {}, true, {}
+for i = 9, #ARGV, 3 do mids[#mids + 1] = ARGV[i] end
+for start = 1, #mids, 1000 do  -- retried ids first: a damaged ids entry refuses before any write
+  local found = redis.call('HMGET', IDS, unpack(mids, start, math.min(start + 999, #mids)))
+  for j, existing in ipairs(found) do
+    if existing then
+      if not string.find(existing, '^%d+%-%d+$') then return {-4, 'ids', string.sub(existing, 1, 80)} end
+      known[mids[start + j - 1]] = existing
+    else
+      retry = false
+    end
   end
 end
 if ARGV[8] ~= '' and not retry then  -- a pure retry succeeds whatever came since
@@ -48,20 +53,21 @@ if ARGV[8] ~= '' and not retry then  -- a pure retry succeeds whatever came sinc
   if n == 0 then actual = '0-0' end
   if actual ~= ARGV[8] then return {-5, actual} end
 end
-for i = 9, #ARGV, 4 do
+for i = 9, #ARGV, 3 do
   local mid = ARGV[i]
   local existing = fresh[mid] or known[mid]
   if existing then
     out[#out + 1] = existing .. '='
   else
-    local ms = tonumber(ARGV[i + 1])
+    local at = ARGV[i + 1]
+    local tab = string.find(at, '\t', 1, true)
+    local ms = tonumber(tab and string.sub(at, 1, tab - 1) or at)
     if ms > lms then lms, lseq = ms, 0 else lseq = lseq + 1 end
     local id = string.format('%d-%d', lms, lseq)
-    local tools = ARGV[i + 3]
-    if tools == '' then
+    if not tab then
       redis.call('XADD', S, id, 'm', mid, 'd', ARGV[i + 2])
     else
-      redis.call('XADD', S, id, unpack(with_tools({'m', mid, 'd', ARGV[i + 2]}, tools)))
+      redis.call('XADD', S, id, unpack(with_tools({'m', mid, 'd', ARGV[i + 2]}, string.sub(at, tab + 1))))
     end
     fresh[mid] = id
     pairs_[#pairs_ + 1] = mid

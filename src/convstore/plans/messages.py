@@ -54,14 +54,28 @@ def new_message_ids(count: int) -> list[str]:
     return ids
 
 
+def _fresh_ids(count: int) -> list[tuple[str, bytes]]:
+    """``count`` new uuid4 message ids, each with its stored form (``encode_message_id``)
+    built from the same bytes rather than parsed back from the text."""
+    raw = bytearray(os.urandom(16 * count))
+    out = []
+    for start in range(0, 16 * count, 16):
+        raw[start + 6] = (raw[start + 6] & 0x0F) | 0x40  # version 4
+        raw[start + 8] = (raw[start + 8] & 0x3F) | 0x80  # RFC 4122 variant
+        h = raw[start : start + 16].hex()
+        text = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        out.append((text, b"\x00" + bytes(raw[start : start + 16])))
+    return out
+
+
 def _prepare(
     config: StoreConfig,
     key: str,
     message: AgentCommunicationMessage | Mapping[str, Any],
-    fresh_id: str,
-) -> tuple[str, bytes, str, bytes, str]:
-    """(message_id, then APPEND's four arguments: stored id, timestamp in ms, payload,
-    tool fields) for one message; raises before anything is sent."""
+    fresh: tuple[str, bytes],
+) -> tuple[str, bytes, str, bytes]:
+    """(message_id, then APPEND's three arguments: stored id, "<timestamp ms>[\t<tool
+    fields>]", payload) for one message; raises before anything is sent."""
     if isinstance(message, AgentCommunicationMessage):
         if message.session_key != key:
             raise ValidationError(
@@ -99,32 +113,35 @@ def _prepare(
             f"got {type(message).__name__}",
             field="message",
         )
-    message_id = metadata.pop("message_id", None) or fresh_id
-    if not isinstance(message_id, str):
+    message_id = metadata.pop("message_id", None)
+    if not message_id:
+        message_id, stored_id = fresh
+    elif isinstance(message_id, str):
+        stored_id = codec.encode_message_id(message_id)
+    else:
         raise ValidationError("metadata.message_id must be a string", field="message_id")
     limits = config.limits
     payload = codec.encode_entry(role, content, timestamp, metadata, limits=limits)
-    stored_id = codec.encode_message_id(message_id)
     tools = tool_fields(metadata)
     size = len(payload) + len(stored_id) + len(tools)
     if size > limits.max_record_bytes:
         within_limit(size, limits.max_record_bytes, "record", "max_record_bytes")
-    ms = str(max(0, epoch_micros(timestamp) // 1000))
-    return message_id, stored_id, ms, payload, tools
+    at = str(max(0, epoch_micros(timestamp) // 1000))
+    return message_id, stored_id, f"{at}\t{tools}" if tools else at, payload
 
 
 def _prepare_all(
     config: StoreConfig, key: str, batch: Sequence[AgentCommunicationMessage | Mapping[str, Any]]
-) -> list[tuple[str, bytes, str, bytes, str]]:
+) -> list[tuple[str, bytes, str, bytes]]:
     """Every message checked and encoded, and the batch within its limits, before a send."""
     limits = config.limits
     if len(batch) == 1:  # the common case, without the batch bookkeeping
-        return [_prepare(config, key, batch[0], new_message_ids(1)[0])]
+        return [_prepare(config, key, batch[0], _fresh_ids(1)[0])]
     within_limit(
         len(batch), limits.max_batch_messages, "messages", "max_batch_messages", unit="messages"
     )
     prepared, total = [], 0
-    for index, (message, fresh) in enumerate(zip(batch, new_message_ids(len(batch)), strict=True)):
+    for index, (message, fresh) in enumerate(zip(batch, _fresh_ids(len(batch)), strict=True)):
         try:
             item = _prepare(config, key, message, fresh)
         except ValidationError as exc:

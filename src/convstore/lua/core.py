@@ -70,10 +70,26 @@ LAYOUT_VERSION = 2
 #: activity (``plans.list_sessions``) read ``la`` itself and order by that.
 INDEX_RESOLUTION_US = 1_000_000
 
+_CONSTANTS = f"local LAYOUT, INDEX_RESOLUTION = '{LAYOUT_VERSION}', {INDEX_RESOLUTION_US}\n"
+
 _HEADER = (
-    f"local LAYOUT, INDEX_RESOLUTION = '{LAYOUT_VERSION}', {INDEX_RESOLUTION_US}\n"
+    _CONSTANTS
     + r"""local H, S, IDS = KEYS[1], KEYS[2], KEYS[3]
 local INLINE, MEMBER, NOW, TTL_DEFAULT = ARGV[1] == '1', ARGV[2], ARGV[3], ARGV[4]
+"""
+)
+
+# The header of a script taking its arguments packed (``script(..., packed=True)``): the
+# hot path, APPEND, where redis-py packs every argument in Python (the asyncio client
+# always does), so six arguments folded into one cost less than they carry. ARGV[1] is
+# "<inline><unsaved_ok> <now> <default ttl> <max messages> <max age ms> <expect_last>"
+# (flags "0"/"1"; expect_last "*" for none), ARGV[2] the member; the script's own from [3].
+_PACKED_HEADER = (
+    _CONSTANTS
+    + r"""local H, S, IDS = KEYS[1], KEYS[2], KEYS[3]
+local FLAGS, NOW, TTL_DEFAULT, MAX_MESSAGES, MAX_AGE, EXPECT = string.match(
+  ARGV[1], '^(%d%d) (%-?%d+) (%d+) (%d+) (%d+) (%S+)$')
+local INLINE, UNSAVED_OK, MEMBER = string.sub(FLAGS, 1, 1) == '1', string.sub(FLAGS, 2) == '1', ARGV[2]
 """
 )
 
@@ -246,17 +262,20 @@ _HELPERS = tuple(
 PRELUDE = _HEADER + "\n".join(chunk for _, chunk in _HELPERS)
 
 
-def prelude_for(body: str) -> str:
+def prelude_for(body: str, *, packed: bool = False) -> str:
     """The common names and the helpers ``body`` uses (directly or through a helper)."""
     text, chosen = body, []
     for names, chunk in reversed(_HELPERS):  # a helper only uses helpers defined before it
         if re.search(r"\b(?:" + "|".join(names) + r")\b", text):
             chosen.append(chunk)
             text += chunk
-    return _HEADER + "\n".join(reversed(chosen))
+    return (_PACKED_HEADER if packed else _HEADER) + "\n".join(reversed(chosen))
 
 
-def script(name: str, body: str, *, idempotent: bool = False, writes: bool = True) -> Script:
+def script(
+    name: str, body: str, *, idempotent: bool = False, writes: bool = True, packed: bool = False
+) -> Script:
     """A session script: ``body`` runs after the common names and the helpers it uses
-    (:func:`prelude_for`; :data:`PRELUDE` has them all)."""
-    return Script(name, prelude_for(body) + body, idempotent, writes)
+    (:func:`prelude_for`; :data:`PRELUDE` has them all). ``packed``: the common arguments
+    arrive packed in ARGV[1] (see ``_PACKED_HEADER``)."""
+    return Script(name, prelude_for(body, packed=packed) + body, idempotent, writes)

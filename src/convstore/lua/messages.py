@@ -10,20 +10,20 @@ __all__ = ["APPEND", "CLEAR", "COUNT", "DELETE_MESSAGE"]
 APPEND = script(
     "append",
     r"""
--- ARGV[5] default max messages ("0" = none), [6] default max age in ms ("0" = none),
--- [7] "1" to accept a session that was never saved (the ContextEngine contract: the
--- message is kept and the hash gets its counters, but no record, so get() stays None),
--- [8] expect_last: the entry id the caller saw last ("0-0" = no message; "" = no check),
--- then one (stored message id, "<timestamp ms>[\t<tool fields>]", payload) triple per
--- message (the tool fields, "<tc>\t<tr>", only for tool-call messages: one argument less
--- per message, which is what redis-py's packing and the script's setup pay for).
+-- Arguments packed (see lua/core.py's _PACKED_HEADER): ARGV[1] holds the flags, now, the
+-- store's default TTL, MAX_MESSAGES and MAX_AGE ("0" = none), and EXPECT, the entry id
+-- the caller saw last ("0-0" = no message; "*" = no check); UNSAVED_OK accepts a session
+-- that was never saved (the ContextEngine contract: the message is kept and the hash gets
+-- its counters, but no record, so get() stays None). From ARGV[3], one (stored message
+-- id, "<timestamp ms>[\t<tool fields>]", payload) triple per message (the tool fields,
+-- "<tc>\t<tr>", only for tool-call messages).
 -- Success replies one string (a flat reply is several times cheaper for the client to
 -- parse than nested arrays): "<la> <entry id><+ new | = already stored> ...", and on
--- Redis Cluster (ARGV[1] = "0"), when the index scores move, "\n<idx>" after it: the
+-- Redis Cluster (INLINE false), when the index scores move, "\n<idx>" after it: the
 -- index keys the caller updates.
 local f, bad = read_fields('rev', 'lid', 'mm', 'ma', 'la', 'ttl', 'n', 'lv')
 if bad then return bad end
-if not f[1] and ARGV[7] ~= '1' then return {-1} end
+if not f[1] and not UNSAVED_OK then return {-1} end
 local la = later(f[5], NOW)
 local idx = nil  -- the index keys, read only when the scores move (see INDEX_RESOLUTION)
 if index_moves(f[5], la) then
@@ -36,7 +36,7 @@ local dash = string.find(lid, '-', 1, true)
 local lms, lseq = tonumber(string.sub(lid, 1, dash - 1)), tonumber(string.sub(lid, dash + 1))
 local n = tonumber(f[7] or '0')
 local out, fresh, pairs_, known, retry, mids = {}, {}, {}, {}, true, {}
-for i = 9, #ARGV, 3 do mids[#mids + 1] = ARGV[i] end
+for i = 3, #ARGV, 3 do mids[#mids + 1] = ARGV[i] end
 for start = 1, #mids, 1000 do  -- retried ids first: a damaged ids entry refuses before any write
   local found = redis.call('HMGET', IDS, unpack(mids, start, math.min(start + 999, #mids)))
   for j, existing in ipairs(found) do
@@ -48,12 +48,12 @@ for start = 1, #mids, 1000 do  -- retried ids first: a damaged ids entry refuses
     end
   end
 end
-if ARGV[8] ~= '' and not retry then  -- a pure retry succeeds whatever came since
+if EXPECT ~= '*' and not retry then  -- a pure retry succeeds whatever came since
   local actual = lid
   if n == 0 then actual = '0-0' end
-  if actual ~= ARGV[8] then return {-5, actual} end
+  if actual ~= EXPECT then return {-5, actual} end
 end
-for i = 9, #ARGV, 3 do
+for i = 3, #ARGV, 3 do
   local mid = ARGV[i]
   local existing = fresh[mid] or known[mid]
   if existing then
@@ -81,14 +81,14 @@ for i = 9, #ARGV, 3 do
   end
 end
 if #pairs_ > 0 then redis.call('HSET', IDS, unpack(pairs_)) end
-local max_n = tonumber(f[3] or ARGV[5])
+local max_n = tonumber(f[3] or MAX_MESSAGES)
 if max_n > 0 and n > max_n then
   n = redis.call('XLEN', S)  -- the stream's own count: a stale 'n' must never drop too many
   if n > max_n then
     n = trim_oldest(redis.call('XRANGE', S, '-', '+', 'COUNT', n - max_n), n)
   end
 end
-local max_age = tonumber(f[4] or ARGV[6])
+local max_age = tonumber(f[4] or MAX_AGE)
 if max_age > 0 then
   local min_ms = math.floor(tonumber(NOW) / 1000) - max_age
   if min_ms > lms then min_ms = lms end  -- the newest message always stays
@@ -107,6 +107,7 @@ if INLINE or not idx then return la .. ' ' .. table.concat(out, ' ') end
 return la .. ' ' .. table.concat(out, ' ') .. '\n' .. idx
 """,
     idempotent=True,
+    packed=True,
 )
 
 

@@ -88,8 +88,11 @@ class StoreConfig:
             ),
         )
 
+    def now(self) -> str:
+        """The scripts' "now": the caller's clock in µs since the epoch."""
+        return str(epoch_micros(utc_now()))
+
     def common(self, session_key: str) -> tuple[SessionKeys, tuple[str, str, str, str]]:
         """The session's keys and the four arguments every session script takes (see lua.py)."""
         inline, ttl = self.constants[0], self.constants[1]
-        now = str(epoch_micros(utc_now()))
-        return self.keyspace.session(session_key), (inline, session_key, now, ttl)
+        return self.keyspace.session(session_key), (inline, session_key, self.now(), ttl)

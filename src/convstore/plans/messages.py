@@ -175,10 +175,14 @@ def append_messages(
         if not unsaved_ok and not (yield from session_exists(config, key)):
             yield from missing_session(config, key)
         return []
-    keys, common = config.common(key)
-    args: list[Any] = [*common, *config.constants[2:], "1" if unsaved_ok else "0", expected]
+    inline, ttl, max_messages, max_age = config.constants
+    settings = (
+        f"{inline}{int(unsaved_ok)} {config.now()} {ttl} {max_messages} {max_age} {expected or '*'}"
+    )
+    args: list[Any] = [settings, key]  # packed: see lua/core.py's _PACKED_HEADER
     for item in prepared:
         args += item[1:]
+    keys = config.keyspace.session(key)
     reply = yield Run(lua.APPEND, keys.all(), tuple(args), messages=len(prepared))
     if not isinstance(reply, bytes | str):  # a status: damage refuses before any write
         status = yield from session_status(config, reply, key)

@@ -211,7 +211,7 @@ def test_migrate_upgrades_1_0_records_resumably_and_a_second_run_changes_nothing
         == 1
         and partial["changed"]["stream-layout"] + rest["changed"]["stream-layout"] == 6
     )
-    assert sync_client.hget(ks.session(streamed).session, "lv") == b"2"
+    assert sync_client.hget(ks.session(streamed).session, "lv") == b"3"
     stored = store.messages.history(streamed)
     assert [m["metadata"]["message_id"] for m in stored] == old_ids
     [(_, fields)] = sync_client.xrange(ks.session(streamed).messages, "1001-0", "1001-0")

@@ -30,6 +30,7 @@ from convstore import (
     encode_session,
 )
 from convstore.errors import ConvstoreError
+from convstore.packing import certainly_plain
 
 T0 = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -103,17 +104,30 @@ def only_codec_errors(decoder: Callable[[bytes], object], data: bytes) -> object
         return None
 
 
-def with_ext(payload: dict[str, Any], key: str, code: int, data: bytes) -> bytes:
-    """``payload`` packed with ``payload[key]`` = an ext value of any type code (msgpack's
-    ExtType refuses negative codes, so the bytes are spliced in by hand)."""
+def with_ext(payload: Any, key: Any, code: int, data: bytes) -> bytes:
+    """``payload`` (a map, or an array such as an entry) packed with ``payload[key]`` = an
+    ext value of any type code (msgpack's ExtType refuses negative codes, so the bytes are
+    spliced in by hand)."""
     marker = b"\xa5\x5a\xa5\x5a\xa5\x5a\xa5\x5a"
-    packed = raw({**payload, key: msgpack.ExtType(0, marker)})
+    copy = dict(payload) if isinstance(payload, dict) else list(payload)
+    copy[key] = msgpack.ExtType(0, marker)
+    packed = raw(copy)
     head = {1: b"\xd4", 2: b"\xd5", 4: b"\xd6", 8: b"\xd7", 16: b"\xd8"}.get(len(data))
     if head is None:
         head = b"\xc7" + bytes([len(data)])
     ext = head + code.to_bytes(1, "big", signed=True) + data
     assert packed.count(b"\xd7\x00" + marker) == 1
     return packed.replace(b"\xd7\x00" + marker, ext)
+
+
+def slots(payload: Any) -> list[Any]:
+    """The keys of a map payload, the indexes of an array payload (an entry)."""
+    return sorted(payload) if isinstance(payload, dict) else list(range(len(payload)))
+
+
+def legacy_entry(role: str, content: str, timestamp: datetime, metadata: dict[str, Any]) -> bytes:
+    """An entry in the map form convstore wrote before the array (still read)."""
+    return raw({"v": 1, "r": role, "c": content, "t": timestamp, "m": metadata})
 
 
 def nested(depth: int, leaf: Any = 1) -> Any:
@@ -218,6 +232,7 @@ def _valid_payloads() -> list[tuple[Callable[[bytes], object], bytes]]:
         (decode_session, encode_session(s)),
         (decode_message, encode_message(message({"q": b"b"}))),
         (decode_entry, encode_entry("r", "c", T0, {"n": {"m": [1.5]}})),
+        (decode_entry, legacy_entry("r", "c", T0, {"n": {"m": [1.5]}})),
     ]
 
 
@@ -446,14 +461,13 @@ def test_higher_version_with_extra_fields_still_decodes() -> None:
     pp.update(v=2, avatar=b"...")
     assert decode_participant(raw(pp)) == p
 
-    ep = msgpack.unpackb(encode_entry("r", "c", T0, {}), timestamp=3)
+    expected = {"role": "r", "content": "c", "timestamp": T0.isoformat(), "metadata": {}}
+    ep = msgpack.unpackb(legacy_entry("r", "c", T0, {}), timestamp=3)
     ep.update(v=3, x=1)
-    assert decode_entry(raw(ep)) == {
-        "role": "r",
-        "content": "c",
-        "timestamp": T0.isoformat(),
-        "metadata": {},
-    }
+    assert decode_entry(raw(ep)) == expected
+    array = msgpack.unpackb(encode_entry("r", "c", T0, {}), timestamp=3)
+    assert array[0] == codec.ENTRY_VERSION == 2
+    assert decode_entry(raw([3, *array[1:], {"future": 1}, "x"])) == expected
 
 
 @pytest.mark.parametrize("version", [None, 0, -1, True, "1", 1.0, [1]])
@@ -526,18 +540,25 @@ def test_unknown_ext_types_rejected(code: int) -> None:
         assert f"unknown msgpack extension type {code}" in str(info.value)
 
 
-def test_with_ext_builds_what_msgpack_reads() -> None:
-    payload = msgpack.unpackb(encode_entry("r", "c", T0, {}), timestamp=3)
+ENTRY_FORMS = [(encode_entry, 3), (legacy_entry, "t")]  # (writer, where the timestamp is)
+
+
+@pytest.mark.parametrize(("write", "slot"), ENTRY_FORMS)
+def test_with_ext_builds_what_msgpack_reads(write: Callable[..., bytes], slot: Any) -> None:
+    payload = msgpack.unpackb(write("r", "c", T0, {}), timestamp=3)
     # a well-formed Timestamp (ext -1) spliced in by hand is read as a datetime
-    data = with_ext(payload, "t", -1, (1_700_000_000).to_bytes(4, "big"))
+    data = with_ext(payload, slot, -1, (1_700_000_000).to_bytes(4, "big"))
     assert decode_entry(data)["timestamp"] == "2023-11-14T22:13:20+00:00"
 
 
+@pytest.mark.parametrize(("write", "slot"), ENTRY_FORMS)
 @pytest.mark.parametrize("data", [b"", b"abc", b"\x00" * 5, b"\xff" * 12, b"\xff" * 8])
-def test_malformed_timestamp_extension_rejected(data: bytes) -> None:
-    payload = msgpack.unpackb(encode_entry("r", "c", T0, {}), timestamp=3)
+def test_malformed_timestamp_extension_rejected(
+    data: bytes, write: Callable[..., bytes], slot: Any
+) -> None:
+    payload = msgpack.unpackb(write("r", "c", T0, {}), timestamp=3)
     with pytest.raises(CodecError, match=r"^not a valid msgpack payload"):
-        decode_entry(with_ext(payload, "t", -1, data))
+        decode_entry(with_ext(payload, slot, -1, data))
 
 
 @given(
@@ -553,7 +574,7 @@ def test_any_ext_value_anywhere_only_raises_codec_error(
 ) -> None:
     decoder, valid = case
     payload = msgpack.unpackb(valid, timestamp=3)
-    key = data.draw(st.sampled_from(sorted(payload)))
+    key = data.draw(st.sampled_from(slots(payload)))
     only_codec_errors(decoder, with_ext(payload, key, code, blob))
 
 
@@ -569,11 +590,68 @@ def test_oversize_payload_rejected() -> None:
 
 
 def test_non_str_keys_rejected_on_decode() -> None:
-    payload = msgpack.unpackb(encode_entry("r", "c", T0, {}), timestamp=3)
+    payload = msgpack.unpackb(legacy_entry("r", "c", T0, {}), timestamp=3)
     payload["m"] = {b"k": 1}
     with pytest.raises(CodecError) as info:
         decode_entry(raw(payload))
     assert info.value.path == "payload.m"
+    with pytest.raises(CodecError) as info:
+        decode_entry(raw([2, "r", "c", T0, {"a": [{b"k": 1}]}]))
+    assert info.value.path == "payload[4].a[0]"
+
+
+@pytest.mark.parametrize("write", [encode_entry, legacy_entry])
+def test_entries_the_byte_scan_cannot_clear_are_walked_and_still_decode(
+    write: Callable[..., bytes],
+) -> None:
+    """bytes values, non-ASCII text and many containers make the reader walk the value."""
+    meta = {"blob": b"\xc4\x00", "text": "żółć 日本語", "many": [[i] for i in range(70)]}
+    data = write("r", "ąę" * 50, T0, meta)
+    assert not certainly_plain(data)
+    assert decode_entry(data) == {
+        "role": "r", "content": "ąę" * 50, "timestamp": T0.isoformat(), "metadata": meta
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("depth", [62, 65, 66, 80, 1000])
+def test_entry_nesting_limit_on_decode(depth: int) -> None:
+    """Either form, the limit a map payload always had (the payload three levels above
+    MAX_DEPTH): 65 lists inside a metadata value decode, 66 are a CodecError, whatever
+    the byte scan says."""
+    meta = {"x": nested(depth)}
+    for data in (raw([2, "r", "c", T0, meta]), legacy_entry("r", "c", T0, meta)):
+        if depth <= codec.MAX_DEPTH + 1:
+            assert decode_entry(data)["metadata"] == meta
+        else:
+            with pytest.raises(CodecError, match="nested deeper than"):
+                decode_entry(data)
+
+
+@given(msgpack_values_for_scan := st.recursive(
+    st.one_of(st.none(), st.integers(-(2**63), 2**64 - 1), st.text(max_size=4),
+              st.binary(max_size=4), st.floats()),
+    lambda c: st.one_of(st.lists(c, max_size=3),
+                        st.dictionaries(st.one_of(st.text(max_size=3), st.binary(max_size=2)),
+                                        c, max_size=3)),
+    max_leaves=40,
+))  # fmt: skip
+@HOSTILE
+def test_certainly_plain_never_clears_bytes_keys_or_deep_nesting(value: Any) -> None:
+    def depth_and_bytes_keys(v: Any) -> tuple[int, bool]:
+        if isinstance(v, dict):
+            found = [depth_and_bytes_keys(x) for x in v.values()]
+            bad = any(isinstance(k, bytes) for k in v) or any(b for _, b in found)
+            return 1 + max((d for d, _ in found), default=0), bad
+        if isinstance(v, list):
+            found = [depth_and_bytes_keys(x) for x in v]
+            return 1 + max((d for d, _ in found), default=0), any(b for _, b in found)
+        return 0, False
+
+    data = raw(value)
+    depth, bytes_keys = depth_and_bytes_keys(value)
+    for budget in (3, codec.MAX_DEPTH):
+        if certainly_plain(data, budget):
+            assert depth < budget and not bytes_keys
 
 
 @pytest.mark.parametrize("depth", [80, 500, 1000])
@@ -650,10 +728,10 @@ def test_mutated_valid_payloads_only_raise_codec_error(
 ) -> None:
     decoder, valid = case
     payload = msgpack.unpackb(valid, timestamp=3)
-    keys = data.draw(st.lists(st.sampled_from(sorted(payload)), max_size=3, unique=True))
+    keys = data.draw(st.lists(st.sampled_from(slots(payload)), max_size=3, unique=True))
     for key in keys:
         payload[key] = data.draw(msgpack_values)
-    if "participants" in payload and isinstance(payload["participants"], list):
+    if isinstance(payload, dict) and isinstance(payload.get("participants"), list):
         for p in payload["participants"]:
             if isinstance(p, dict) and p and data.draw(st.booleans()):
                 p[data.draw(st.sampled_from(list(p)))] = data.draw(msgpack_values)

@@ -1,8 +1,10 @@
-"""Layout 2: compare-and-append, tool-call fields, group-safe retention, and the migration
-from layout 1 (written here directly with redis-py, as convstore before layout 2 did)."""
+"""Layouts 2 and 3: compare-and-append, tool-call fields, group-safe retention, and the
+migration from layouts 1 and 2 (written here directly with redis-py, as convstore before
+layout 3 did)."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from typing import Any
 
@@ -18,6 +20,7 @@ from convstore.layout import migrate_session_layout
 from convstore.plans import Call, Run, StoreConfig
 from convstore.plans.layout import MIGRATE_LAYOUT, tool_fields
 from convstore.plans.layout import migrate_session_layout as plan
+from convstore.transfer import export_jsonl
 
 
 @pytest.fixture
@@ -152,6 +155,13 @@ async def test_retention_without_groups_is_unchanged(
 # --------------------------------------------------------------------------- layout 1 and migration
 
 
+def map_entry(role: str, content: str, meta: dict[str, Any]) -> bytes:
+    """A payload as convstore wrote it before layout 3: a msgpack map."""
+    payload = {"v": 1, "r": role, "c": content, "t": utc_now(), "m": meta}
+    packed: bytes = msgpack.packb(payload, use_bin_type=True, datetime=True)
+    return packed
+
+
 def write_layout_1(client: redis.Redis, store: ConversationStore, key: str, n: int) -> list[str]:
     """Entries as convstore wrote them before layout 2: field = stored id, old ids hash."""
     keys = store.config.keyspace.session(key)
@@ -163,7 +173,7 @@ def write_layout_1(client: redis.Redis, store: ConversationStore, key: str, n: i
             meta = {"tool_calls": [{"id": "old1"}]}
         if i == 2:
             meta = {"tool_call_id": "old1"}
-        payload = codec.encode_entry("user", f"old {i}", utc_now(), meta)
+        payload = map_entry("user", f"old {i}", meta)
         stored = codec.encode_message_id(mid)
         entry = client.xadd(keys.messages, {stored: payload}, id=f"{1000 + i}-0")
         client.hset(keys.ids, stored, entry)
@@ -202,7 +212,53 @@ def test_layout_1_reads_appends_and_migrates(
     assert not store.messages.append(key, again).created
     store.messages.delete_message(key, ids[3])
     assert [m["content"] for m in store.messages.history(key)] == ["old 0", "old 1", "old 2", "new"]
-    assert msgpack.unpackb(rows[0][1][b"d"], timestamp=3)["c"] == "old 0"
+    assert msgpack.unpackb(rows[0][1][b"d"], timestamp=3)[:3] == [2, "user", "old 0"]
+
+
+def test_layout_2_map_payloads_read_and_migrate_to_arrays(
+    backend: str, sync_client: redis.Redis, namespace: str, make_session: SessionFactory
+) -> None:
+    """A layout-2 session (m/d fields, map payloads) reads, takes appends, and migrates to
+    array payloads: same entry ids and tool fields, same history, same export."""
+    store = ConversationStore(sync_client, namespace=namespace)
+    key = store.sessions.save(make_session("two"))
+    keys = store.config.keyspace.session(key)
+    metas: list[dict[str, Any]] = [
+        {"tool_calls": [{"id": "c1"}]},
+        {"tool_call_id": "c1"},
+        {"n": [1.5, None, b"x"]},
+    ]
+    tools = [{b"tc": b"c1"}, {b"tr": b"c1"}, {}]
+    for i, (meta, tool) in enumerate(zip(metas, tools, strict=True)):
+        stored = codec.encode_message_id(str(uuid.uuid4()))
+        fields = {b"m": stored, b"d": map_entry("user", f"two {i}", meta), **tool}
+        entry = sync_client.xadd(keys.messages, fields, id=f"{2000 + i}-0")  # type: ignore[arg-type]
+        sync_client.hset(keys.ids, stored, entry)
+    sync_client.hset(keys.session, mapping={"n": 3, "lid": "2002-0", "lv": "2"})
+    store.messages.append(key, msg("new"))  # an array payload in a layout-2 session
+    assert sync_client.hget(keys.session, "lv") == b"2"
+    before = store.messages.history(key)
+    assert [m["content"] for m in before] == ["two 0", "two 1", "two 2", "new"]
+    exported = io.StringIO()
+    export_jsonl(store, exported, keys=[key])
+    old_rows = sync_client.xrange(keys.messages)
+
+    assert migrate_session_layout(store, key) is True
+    assert sync_client.hget(keys.session, "lv") == b"3"
+    assert migrate_session_layout(store, key) is False
+    rows = sync_client.xrange(keys.messages)
+    assert [r[0] for r in rows] == [r[0] for r in old_rows]
+    for (_, old), (_, new) in zip(old_rows, rows, strict=True):
+        assert {k: v for k, v in old.items() if k != b"d"} == {
+            k: v for k, v in new.items() if k != b"d"
+        }
+        assert msgpack.unpackb(new[b"d"], timestamp=3)[0] == 2
+        assert len(new[b"d"]) < len(old[b"d"]) or old[b"d"] == new[b"d"]
+    assert rows[3][1][b"d"] == old_rows[3][1][b"d"]  # already an array: untouched
+    assert store.messages.history(key) == before
+    again = io.StringIO()
+    export_jsonl(store, again, keys=[key])
+    assert again.getvalue() == exported.getvalue()
 
 
 def test_migration_of_an_empty_or_unknown_session(
@@ -211,7 +267,7 @@ def test_migration_of_an_empty_or_unknown_session(
     store = ConversationStore(sync_client, namespace=namespace)
     key = store.sessions.save(make_session("empty"))
     keys = store.config.keyspace.session(key)
-    assert sync_client.hget(keys.session, "lv") == b"2"  # new sessions start in layout 2
+    assert sync_client.hget(keys.session, "lv") == b"3"  # new sessions start in layout 3
     assert migrate_session_layout(store, key) is False
     sync_client.hdel(keys.session, "lv")
     assert migrate_session_layout(store, key) is True

@@ -799,17 +799,17 @@ def test_real_server_stores_a_hash_and_a_stream_of_msgpack(
             value = msgpack.unpackb(payload, timestamp=3)
             assert len(message_id) == 17 and message_id[0] == 0  # a uuid id, stored compact
             decoded.append((codec.decode_message_id(message_id), value))
-        (_, first), (second_id, second) = decoded
-        assert (first["r"], first["c"]) == ("user", "hello")
-        assert isinstance(first["t"], datetime) and first["t"].utcoffset() == timedelta(0)
+        (_, first), (second_id, second) = decoded  # [version, role, content, time, metadata]
+        assert first[:3] == [2, "user", "hello"]
+        assert isinstance(first[3], datetime) and first[3].utcoffset() == timedelta(0)
         assert second_id == sent.message_id
-        assert second["c"] == "report"
-        assert second["t"] == sent.timestamp
-        assert second["m"]["tool_calls"] == [{"id": "c1"}]
+        assert second[2] == "report"
+        assert second[3] == sent.timestamp
+        assert second[4]["tool_calls"] == [{"id": "c1"}]
         assert rows[1][1][b"tc"] == b"c1" and b"tc" not in rows[0][1]
-        assert real_client.hget(keys.session, "lv") == b"2"
-        assert second["m"]["message_type"] == "result_report"
-        assert second["m"]["sender_id"] == "agent_a"
+        assert real_client.hget(keys.session, "lv") == b"3"
+        assert second[4]["message_type"] == "result_report"
+        assert second[4]["sender_id"] == "agent_a"
     finally:
         store.sessions.delete("shape_mc_to_writer")
         leftovers = list(real_client.scan_iter(match=f"{ns}:*"))

@@ -1,6 +1,8 @@
 """msgpack bytes for the three models and for ContextEngine message dicts.
 
-Every payload is a msgpack map carrying ``"v"`` (:data:`WIRE_VERSION`).
+Every payload is a msgpack map carrying ``"v"`` (:data:`WIRE_VERSION`), except history
+entries: one per message, they are arrays led by :data:`ENTRY_VERSION` (see
+:func:`encode_entry`; the older map form is still read).
 Datetimes travel as the msgpack Timestamp extension (type -1) and come back as
 aware UTC datetimes; a naive datetime inside metadata is labelled UTC, as the
 model policy says.
@@ -23,12 +25,10 @@ version does not know are ignored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
-
-import msgpack
 
 from convstore.errors import CodecError, ValidationError
 from convstore.limits import DEFAULT_LIMITS, Limits
@@ -41,9 +41,19 @@ from convstore.models import (
     ConversationSession,
     to_utc,
 )
-from convstore.validation import within_limit
+from convstore.packing import (
+    MAX_DEPTH,
+    MAX_PAYLOAD_BYTES,
+    certainly_plain,
+    check_storable,
+    check_text_size,
+    pack_sized,
+    packb,
+    unpack_value,
+)
 
 __all__ = [
+    "ENTRY_VERSION",
     "MAX_DEPTH",
     "MAX_PAYLOAD_BYTES",
     "WIRE_VERSION",
@@ -61,158 +71,26 @@ __all__ = [
     "encode_session",
     "packb",
     "unpackb",
+    "upgrade_entry",
 ]
 
 WIRE_VERSION = 1
-MAX_PAYLOAD_BYTES = DEFAULT_LIMITS.max_record_bytes
-MAX_DEPTH = 64
-_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
-_SCALARS = (str, bool, float, bytes, type(None))
+#: History entries are msgpack arrays ``[ENTRY_VERSION, role, content, timestamp, metadata]``
+#: (see :func:`encode_entry`); entries written before it are maps ``{"v": 1, "r", "c", "t", "m"}``.
+ENTRY_VERSION = 2
 #: Containers above a participant's metadata in a session payload: the payload map, the
 #: participants list and the participant map. Decoding allows metadata MAX_DEPTH deep below them.
 _PAYLOAD_NESTING = 3
 
 
-# --------------------------------------------------------------------------- low level
-
-
-_PLAIN_SCALARS = frozenset((str, bool, float, bytes, type(None), datetime))
-
-
-def _plain(value: object, depth: int) -> bool:
-    """Fast, path-free form of :func:`check_storable` for exact built-in types (the hot path)."""
-    kind = type(value)
-    if kind in _PLAIN_SCALARS:
-        return True
-    if kind is int:
-        return _INT_MIN <= value <= _INT_MAX  # type: ignore[operator]
-    if depth >= MAX_DEPTH:
-        return False
-    if kind is dict:
-        return all(
-            type(k) is str and _plain(v, depth + 1)
-            for k, v in value.items()  # type: ignore[attr-defined]
-        )
-    if kind is list or kind is tuple:
-        return all(_plain(v, depth + 1) for v in value)  # type: ignore[attr-defined]
-    return False
-
-
-def check_storable(value: object, path: str = "metadata", depth: int = 0) -> None:
-    """Raise :class:`CodecError` naming the first path msgpack could not carry faithfully."""
-    if _plain(value, depth):
-        return
-    _check_path(value, path, depth)
-
-
-def _check_path(value: object, path: str, depth: int) -> None:
-    """The slow walk that builds key paths; only reached for subclasses and bad values."""
-    if isinstance(value, _SCALARS) or isinstance(value, datetime):
-        return
-    if isinstance(value, int):
-        if not _INT_MIN <= value <= _INT_MAX:
-            raise CodecError(f"{path}: integer {value} does not fit in 64 bits", path=path)
-        return
-    if depth >= MAX_DEPTH:
-        raise CodecError(f"{path}: nested deeper than {MAX_DEPTH} levels", path=path)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise CodecError(
-                    f"{path}: keys must be str, got {type(key).__name__} key {key!r}", path=path
-                )
-            _check_path(item, f"{path}.{key}", depth + 1)
-        return
-    if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            _check_path(item, f"{path}[{index}]", depth + 1)
-        return
-    raise CodecError(
-        f"{path}: {type(value).__name__} values cannot be stored "
-        "(use str, int, float, bool, None, bytes, datetime, list, tuple or dict)",
-        path=path,
-    )
-
-
-def _default(value: object) -> object:
-    if isinstance(value, datetime):  # msgpack only hands us naive ones
-        return to_utc(value)
-    raise TypeError(f"cannot pack {type(value).__name__}")
-
-
-def packb(
-    payload: Mapping[str, Any], *, max_bytes: int | None = MAX_PAYLOAD_BYTES, field: str = "record"
-) -> bytes:
-    """Pack a prepared payload; values must already have passed :func:`check_storable`.
-
-    A result over ``max_bytes`` (the store's ``max_record_bytes``; None = unchecked)
-    raises :class:`ValidationError` naming ``field``: the readers would refuse it.
-    """
-    try:
-        packed: bytes = msgpack.packb(payload, use_bin_type=True, datetime=True, default=_default)
-    except (TypeError, ValueError, OverflowError) as exc:
-        check_storable(payload, "payload")  # names the path when it can
-        raise CodecError(f"payload cannot be encoded: {exc}") from exc
-    if max_bytes is not None:
-        within_limit(len(packed), max_bytes, field, "max_record_bytes")
-    return packed
-
-
-def _pack_sized(
-    payload: Mapping[str, Any],
-    limits: Limits,
-    metadata: Iterable[tuple[Mapping[str, Any], str]],
-    field: str = "record",
-) -> bytes:
-    """Pack, then refuse an oversize metadata dict (by its own name) or record.
-
-    Each metadata dict is measured only when the whole record could be over its limit.
-    """
-    packed = packb(payload, max_bytes=None)
-    if len(packed) > limits.max_metadata_bytes:
-        for meta, name in metadata:
-            size = len(packb(meta, max_bytes=None))
-            within_limit(size, limits.max_metadata_bytes, name, "max_metadata_bytes")
-    within_limit(len(packed), limits.max_record_bytes, field, "max_record_bytes")
-    return packed
-
-
-def check_text_size(text: str, limit: int, field: str, limit_name: str) -> None:
-    """A str whose UTF-8 form fits ``limit``; encodes only when the length cannot tell."""
-    if len(text) > limit:  # refused without copying it: every character is at least a byte
-        within_limit(
-            len(text), limit, field, limit_name, unit="characters (at least as many bytes)"
-        )
-    if len(text) * 4 > limit:
-        within_limit(len(text.encode("utf-8", "surrogatepass")), limit, field, limit_name)
-
-
-def _reject_ext(code: int, data: bytes) -> object:
-    raise CodecError(f"unknown msgpack extension type {code}")
-
-
 def unpackb(
     data: bytes, expected_kind: str | None = None, *, max_bytes: int = MAX_PAYLOAD_BYTES
 ) -> dict[str, Any]:
-    """Unpack a convstore payload; the only exception it raises is :class:`CodecError`.
+    """Unpack a convstore map payload; the only exception it raises is :class:`CodecError`.
 
     ``max_bytes`` is the store's ``max_record_bytes``: the same number the writers obey.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise CodecError(f"expected bytes, got {type(data).__name__}")
-    if len(data) > max_bytes:
-        raise CodecError(
-            f"payload of {len(data)} bytes exceeds max_record_bytes={max_bytes} "
-            "(written by a store with larger limits?)"
-        )
-    try:
-        obj = msgpack.unpackb(
-            data, raw=False, timestamp=3, strict_map_key=True, ext_hook=_reject_ext, use_list=True
-        )
-    except CodecError:
-        raise
-    except Exception as exc:  # msgpack raises many types on hostile input
-        raise CodecError(f"not a valid msgpack payload: {type(exc).__name__}: {exc}") from exc
+    obj = unpack_value(data, max_bytes)
     if not isinstance(obj, dict):
         raise CodecError(f"payload must be a map, got {type(obj).__name__}")
     version = obj.get("v")
@@ -265,7 +143,7 @@ def encode_participant(
     participant: ConversationParticipant, *, limits: Limits = DEFAULT_LIMITS
 ) -> bytes:
     payload = {"v": WIRE_VERSION, "k": "participant", **_participant_payload(participant)}
-    return _pack_sized(payload, limits, [(participant.metadata, "participant.metadata")])
+    return pack_sized(payload, limits, [(participant.metadata, "participant.metadata")])
 
 
 def decode_participant(
@@ -294,7 +172,7 @@ def encode_session(session: ConversationSession, *, limits: Limits = DEFAULT_LIM
     metadata += [
         (p.metadata, f"participants[{i}].metadata") for i, p in enumerate(session.participants)
     ]
-    return _pack_sized(session_payload(session), limits, metadata, "session record")
+    return pack_sized(session_payload(session), limits, metadata, "session record")
 
 
 def decode_session(data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> ConversationSession:
@@ -330,7 +208,7 @@ def encode_message(message: AgentCommunicationMessage, *, limits: Limits = DEFAU
         payload[name] = None if value is None else str(value)
     payload["timestamp"] = message.timestamp
     payload["metadata"] = message.metadata
-    return _pack_sized(payload, limits, [(message.metadata, "message.metadata")])
+    return pack_sized(payload, limits, [(message.metadata, "message.metadata")])
 
 
 def decode_message(data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> AgentCommunicationMessage:
@@ -355,7 +233,8 @@ def encode_entry(
     *,
     limits: Limits = DEFAULT_LIMITS,
 ) -> bytes:
-    """A history entry in ContextEngine form: short keys, since there is one per message.
+    """A history entry in ContextEngine form: ``[ENTRY_VERSION, role, content, timestamp,
+    metadata]``, an array since there is one per message (no field names to store).
 
     ``role`` and ``content`` must be str, ``metadata`` a dict, ``timestamp`` a datetime
     (naive = UTC) or an ISO 8601 string; anything else raises :class:`CodecError`, so
@@ -373,25 +252,68 @@ def encode_entry(
     if not isinstance(metadata, dict):
         raise CodecError(f"metadata must be a dict, got {type(metadata).__name__}", path="metadata")
     check_storable(metadata, "metadata")
-    payload = {"v": WIRE_VERSION, "r": role, "c": content, "t": timestamp, "m": metadata}
-    return _pack_sized(payload, limits, [(metadata, "metadata")])
+    payload = [ENTRY_VERSION, role, content, timestamp, metadata]
+    return pack_sized(payload, limits, [(metadata, "metadata")])
+
+
+def _entry_fields(obj: object) -> tuple[Any, Any, Any, Any]:
+    """(role, content, timestamp, metadata) of a decoded entry in either form, unchecked."""
+    if type(obj) is list:
+        version = obj[0] if obj else None
+        if type(version) is not int or version < ENTRY_VERSION or len(obj) < 5:
+            raise CodecError(f"history entry payload has no valid version: {version!r:.40}")
+        return obj[1], obj[2], obj[3], obj[4]
+    if type(obj) is not dict:
+        raise CodecError(f"payload must be a map or an array, got {type(obj).__name__}")
+    version = obj.get("v")
+    if type(version) is not int or version < 1:
+        raise CodecError(f"payload has no valid version field 'v': {version!r:.40}")
+    return obj.get("r"), obj.get("c"), obj.get("t"), obj.get("m")
 
 
 def decode_entry(data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
-    """``{"role", "content", "timestamp" (ISO string), "metadata"}``, exactly those keys."""
-    obj = unpackb(data, max_bytes=max_bytes)
-    timestamp = obj.get("t")
-    role, content, metadata = obj.get("r"), obj.get("c"), obj.get("m")
+    """``{"role", "content", "timestamp" (ISO string), "metadata"}``, exactly those keys,
+    from either stored form (the array :func:`encode_entry` writes, or the older map).
+
+    A newer version's extra array items or map fields are ignored. The decoded value is
+    walked for bytes keys and nesting (the same rule as :func:`unpackb`) only when the
+    bytes cannot rule them out (:func:`convstore.packing.certainly_plain`): this runs once
+    per message read, so it is kept to one unpack, one scan and one dict.
+    """
+    obj = unpack_value(data, max_bytes)
+    if type(obj) is list and len(obj) >= 5 and obj[0] == ENTRY_VERSION and type(obj[0]) is int:
+        role, content, timestamp, metadata = obj[1], obj[2], obj[3], obj[4]
+    else:
+        role, content, timestamp, metadata = _entry_fields(obj)
     if not (
-        isinstance(role, str)
-        and isinstance(content, str)
-        and isinstance(timestamp, datetime)
-        and isinstance(metadata, dict)
+        type(role) is str
+        and type(content) is str
+        and type(timestamp) is datetime
+        and type(metadata) is dict
     ):
         raise CodecError("history entry payload is missing role, content, timestamp or metadata")
+    if not certainly_plain(data if type(data) is bytes else bytes(data)):
+        check_storable(obj, "payload", -_PAYLOAD_NESTING)
     return {
         "role": role,
         "content": content,
         "timestamp": timestamp.isoformat(),
         "metadata": metadata,
     }
+
+
+def upgrade_entry(data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> bytes | None:
+    """The array form of a map-form (version 1) entry, for the layout migration; None when
+    ``data`` is no such entry (already an array, or damaged: readers still report it).
+
+    Only what :func:`decode_entry` returns is kept, so reading the result gives the same dict.
+    """
+    try:
+        obj = unpack_value(data, max_bytes)
+        if type(obj) is not dict or obj.get("v") != 1:
+            return None
+        entry = decode_entry(data, max_bytes=max_bytes)
+    except CodecError:
+        return None
+    payload = [ENTRY_VERSION, entry["role"], entry["content"], obj["t"], entry["metadata"]]
+    return packb(payload, max_bytes=None)

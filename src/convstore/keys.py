@@ -4,7 +4,7 @@ Layout, for namespace ``ns`` and a session key ``k`` encoded as ``E(k)``::
 
     ns:{E(k)}:session       HASH    the session record (msgpack values) and counters
     ns:{E(k)}:messages      STREAM  one entry per message: m = message_id, d = msgpack,
-                                    tc/tr tool-call ids (layout 2, lua.LAYOUT_VERSION)
+                                    tc/tr tool-call ids (layout 3, lua.LAYOUT_VERSION)
     ns:{E(k)}:ids           HASH    message_id -> stream entry id (idempotent appends)
     ns:{E(k)}:checkpoints   HASH    ContextEngine checkpoints (adapter)
     ns:{E(k)}:writes        HASH    ContextEngine checkpoint writes (adapter)

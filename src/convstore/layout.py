@@ -1,8 +1,8 @@
 """Stored-layout migration of one session, for ``convstore migrate`` and by hand.
 
 ``migrate_session_layout(store, key)`` rewrites a session written by convstore before
-layout 2 (stream fields ``m``/``d``/``tc``/``tr``, see lua.py) in place; both layouts are
-read either way, so it can run any time, resumed, or twice.
+layout 3 (stream fields ``m``/``d``/``tc``/``tr`` with array payloads, see ``lua/core.py``)
+in place; every layout is read either way, so it can run any time, resumed, or twice.
 """
 
 from __future__ import annotations

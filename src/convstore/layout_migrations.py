@@ -18,7 +18,7 @@ Adding a step (say, for a new stream-entry layout)::
 
 Steps run in registration order on each key. This module registers the session-record
 step (model schema 1.0 -> current, see :mod:`convstore.migration`) and the stream-layout
-step (entries keyed by message id -> layout 2, see :mod:`convstore.layout`); the ContextEngine
+step (layouts 1 and 2 -> layout 3, see :mod:`convstore.layout`); the ContextEngine
 adapter registers its own in ``adapters/contextengine/layout_step.py``.
 """
 
@@ -206,7 +206,7 @@ SESSION_RECORD_STEP = register_step(
 
 
 def _stream_needed(config: StoreConfig, key: str) -> Plan[bool]:
-    """A stored session not yet marked layout 2 (``lv``): what the step would change (an
+    """A stored session not yet marked layout 3 (``lv``): what the step would change (an
     empty stream is only marked)."""
     keys = config.keyspace.session(key)
     exists, lv = yield Batch((Call(("EXISTS", keys.session)), Call(("HGET", keys.session, "lv"))))
@@ -216,10 +216,11 @@ def _stream_needed(config: StoreConfig, key: str) -> Plan[bool]:
 STREAM_LAYOUT_STEP = register_step(
     MigrationStep(
         "stream-layout",
-        "stream layout 1",
+        "stream layouts 1-2",
         f"stream layout {LAYOUT_VERSION}",
         "stream entries keyed by message id rewritten as fields m/d plus the tool-call "
-        "fields tc/tr, under the same entry ids (see convstore.layout)",
+        "fields tc/tr, and map payloads {v, r, c, t, m} as arrays [2, r, c, t, m], under "
+        "the same entry ids (see convstore.layout)",
         _stream_needed,
         migrate_session_layout,
     )

@@ -29,8 +29,8 @@ def encode_message_id(message_id: str) -> bytes:
 def decode_message_id(stored: bytes) -> str:
     """Inverse of :func:`encode_message_id`."""
     if len(stored) == 17 and stored[0] == 0:
-        h = stored[1:].hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        h = stored.hex()  # "00" + 32 hex digits (no copy of the 16 bytes first)
+        return f"{h[2:10]}-{h[10:14]}-{h[14:18]}-{h[18:22]}-{h[22:]}"
     if stored[:1] == b"t":
         try:
             return stored[1:].decode("utf-8")

@@ -19,14 +19,16 @@ newline separated), ``lv`` (stored layout version, :data:`LAYOUT_VERSION`, prese
 every entry of the stream is in that layout), and the per-session overrides ``mm``
 (max messages), ``ma`` (max age, ms) and ``ttl`` (ms).
 
-Stream entries, layout 2 (written since ``lv`` = 2): plain fields ``m`` (the stored
-message id, ``codec.encode_message_id``), ``d`` (the msgpack payload), then, only for
+Stream entries, layout 3 (written since ``lv`` = 3): plain fields ``m`` (the stored
+message id, ``codec.encode_message_id``), ``d`` (the msgpack payload, an array
+``[2, role, content, timestamp, metadata]``, see ``codec.encode_entry``), then, only for
 tool-call messages, ``tc`` (the ids of ``metadata["tool_calls"][*]["id"]``, newline
 separated) and/or ``tr`` (``metadata["tool_call_id"]``). Tool ids are stored with ``%``,
 newline and tab percent-encoded (``%25``, ``%0A``, ``%09``), so scripts compare them as
-opaque strings and never decode a payload. Layout 1 (still read, see
-``plans/layout.py`` for the migration): one field, name = stored message id, value =
-payload. A tool-call group is an entry with ``tc`` and the ``tr`` entries that directly
+opaque strings and never decode a payload. Layout 2 (still read): the same fields, but
+``d`` may be the older msgpack map ``{v: 1, r, c, t, m}``. Layout 1 (still read): one
+field, name = stored message id, value = payload (a map). ``plans/layout.py`` migrates
+both to layout 3. A tool-call group is an entry with ``tc`` and the ``tr`` entries that directly
 follow it; retention never splits one (see ``trim_oldest``).
 
 Negative first elements of a reply are statuses the plans turn into errors:
@@ -61,7 +63,7 @@ class Script:
 
 #: Stored layout of a session's stream (see the module docstring); the session hash
 #: field ``lv`` holds it once every entry of the stream is in this layout.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 #: Resolution of the session indexes, in µs. Most writes set a session's index scores to
 #: its exact last activity ``la``; an append moves them only when ``la`` enters a new

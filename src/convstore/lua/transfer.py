@@ -25,7 +25,7 @@ local old = redis.call('HGET', H, 'idx') or ''
 local empty = redis.call('XLEN', S) == 0
 redis.call('HSET', H, 'rec', ARGV[5], 'ident', ARGV[6], 'rev', ARGV[7], 'la', ARGV[8],
            'idx', ARGV[9], 'n', redis.call('XLEN', S))
-if empty then redis.call('HSET', H, 'lv', LAYOUT) end  -- entries are imported in layout 2
+if empty then redis.call('HSET', H, 'lv', LAYOUT) end  -- entries are imported in the current layout
 local fields = {'mm', 'ma', 'ttl'}
 for i = 1, 3 do
   if ARGV[9 + i] == '' then redis.call('HDEL', H, fields[i])
@@ -51,7 +51,7 @@ IMPORT_ENTRIES: Script = script(
     "import_entries",
     r"""
 -- ARGV[5..]: (stored message id, stream entry id, payload, tool fields) quadruples, oldest
--- first, written in stream layout 2 (fields m, d and the tool-call fields, as APPEND does).
+-- first, written in the current stream layout (fields m, d and the tool-call fields, as APPEND does).
 -- A message id already stored is skipped. Last activity is left alone (the restored
 -- session carries it). Reply {1, added}, {-1} no session, {-4, entry id, error}.
 if redis.call('EXISTS', H) == 0 then return {-1} end

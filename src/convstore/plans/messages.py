@@ -216,20 +216,40 @@ def decode_row(config: StoreConfig, key: str, row: Sequence[Any]) -> dict[str, A
 
     Anything else (other fields, bad bytes) raises :class:`CodecError` naming the key and entry.
     """
-    entry_id = None
     try:
-        entry_id = as_text(row[0])
-        mid, payload = row_parts(row[1])
-        entry = codec.decode_entry(payload, max_bytes=config.limits.max_record_bytes)
-        entry["metadata"]["message_id"] = codec.decode_message_id(mid)
+        return _decoded(row, config.limits.max_record_bytes)
     except CodecError as exc:
-        raise located(exc, key, entry_id) from exc
+        raise located(exc, key, _entry_id(row)) from exc
+
+
+def _decoded(row: Sequence[Any], max_bytes: int) -> dict[str, Any]:
+    """:func:`decode_row` without the location (the hot path of every read)."""
+    fields = row[1]
+    mid = payload = None
+    if type(fields) is dict and len(fields) == 2:  # layout 2 without tool fields
+        mid, payload = fields.get(b"m"), fields.get(b"d")
+    if mid is None or payload is None:
+        mid, payload = row_parts(fields)
+    entry = codec.decode_entry(payload, max_bytes=max_bytes)
+    entry["metadata"]["message_id"] = codec.decode_message_id(mid)
     return entry
 
 
+def _entry_id(row: Sequence[Any]) -> str | None:
+    try:
+        return as_text(row[0])
+    except (CodecError, IndexError, TypeError):
+        return None
+
+
 def _entries(
-    config: StoreConfig, key: str, rows: Iterable[Sequence[Any]], skips: Skips
+    config: StoreConfig, key: str, rows: Sequence[Sequence[Any]], skips: Skips
 ) -> Records[dict[str, Any]]:
+    max_bytes = config.limits.max_record_bytes
+    try:  # one pass while every row decodes; the slow loop below only on damage
+        return Records([_decoded(row, max_bytes) for row in rows], skips.errors)
+    except CodecError:
+        pass
     out: list[dict[str, Any]] = []
     for row in rows:
         try:
@@ -265,7 +285,7 @@ def history(
         rows = yield from _read(config, key, ("XRANGE", stream, start, end))
         return _entries(config, key, rows, skips)
     rows = yield from _read(config, key, ("XREVRANGE", stream, end, start, "COUNT", limit))
-    return _entries(config, key, reversed(rows), skips)
+    return _entries(config, key, rows[::-1], skips)
 
 
 #: APPEND's status when ``expect_last`` is not the newest entry id (see lua.py).
@@ -290,7 +310,7 @@ def page(
     more = limit is not None and len(rows) > limit
     rows = rows[:limit]
     cursor = as_text(rows[-1][0]) if more else None
-    items = _entries(config, key, reversed(rows), skips)
+    items = _entries(config, key, rows[::-1], skips)
     return HistoryPage(items, cursor)
 
 

@@ -27,6 +27,7 @@ RAW_HASH = "raw HSET/HGET + msgpack"
 LIST_STORE = "list store (ContextEngine layout)"
 LANGCHAIN = "langchain-community"
 LLAMA = "llama-index"
+AIECS = "aiecs ContextEngine"
 
 PAGE_SIZE = 50
 BATCH = 100

@@ -20,6 +20,8 @@ import redis
 
 from benchmarks import report
 from benchmarks.common import SIZES, Progress, Results
+from benchmarks.goal_table import print_goals
+from benchmarks.goals import GoalRun, goal_peers_state, parser_in_use
 from benchmarks.peers import PEERS, availability
 from benchmarks.workloads import CLIENT_OPTIONS, Bench, Step, run_steps
 from convstore import KeySpace, ValidationError
@@ -62,7 +64,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback server")
     p.add_argument("--no-peers", action="store_true", help="skip langchain / llama-index")
-    return p.parse_args(argv)
+    goals = p.add_argument_group("issue 11 goal table (measured after W1-W9, same run)")
+    goals.add_argument("--no-goals", action="store_true", help="skip the goal table")
+    goals.add_argument("--goals-only", action="store_true", help="only the goal table")
+    goals.add_argument(
+        "--goals-on-target",
+        action="store_true",
+        help="measure the goals on --redis-url instead of a private pinned redis-server",
+    )
+    goals.add_argument("--no-pin", action="store_true", help="do not pin client and server")
+    args = p.parse_args(argv)
+    if args.no_goals and args.goals_only:
+        p.error("--no-goals and --goals-only exclude each other")
+    return args
 
 
 def is_loopback(url: str) -> bool:
@@ -153,20 +167,33 @@ def main(argv: list[str] | None = None) -> int:
         availability() if not args.no_peers else {name: "skipped (--no-peers)" for name in PEERS}
     )
     peers: list[Any] = []
+    goals: GoalRun | None = None
     started = time.perf_counter()
     try:
         meta = _meta(args.redis_url, size.name, namespace, admin)
-        bench = Bench(args.redis_url, namespace, size, results)
-        steps: list[Step] = bench.steps()
-        for name, factory in PEERS.items():
-            if peers_state[name].startswith("installed"):
-                try:
-                    peer = factory(bench)
-                except Exception as exc:  # noqa: BLE001 - a broken peer must not stop the run
-                    peers_state[name] = f"failed to start: {type(exc).__name__}: {exc}"
-                    continue
-                peers.append(peer)
-                steps += peer.steps(size)
+        steps: list[Step] = []
+        if not args.goals_only:
+            bench = Bench(args.redis_url, namespace, size, results)
+            steps += bench.steps()
+            for name, factory in PEERS.items():
+                if peers_state[name].startswith("installed"):
+                    try:
+                        peer = factory(bench)
+                    except Exception as exc:  # noqa: BLE001 - a broken peer must not stop the run
+                        peers_state[name] = f"failed to start: {type(exc).__name__}: {exc}"
+                        continue
+                    peers.append(peer)
+                    steps += peer.steps(size)
+        if not args.no_goals:
+            goals = GoalRun(
+                target_url=args.redis_url,
+                prefix=namespace,
+                size=size.name,
+                pin=not args.no_pin,
+                own_server=not args.goals_on_target,
+                peers_state=goal_peers_state(peers_state),
+            )
+            steps += goals.steps()
         print(
             f"convstore benchmark, size={size.name}, {len(steps)} steps, prefix {namespace}:*",
             file=sys.stderr,
@@ -174,12 +201,21 @@ def main(argv: list[str] | None = None) -> int:
         with Progress(len(steps)) as progress:
             run_steps(steps, progress)
         meta["seconds"] = round(time.perf_counter() - started, 1)
+        meta["reply_parser"] = parser_in_use()
         built = report.build(results, meta, peers_state)
         args.out.mkdir(parents=True, exist_ok=True)
         json_path = args.out / "results.json"
-        built["chart"] = report.write_chart(built, args.out / "results.png")
+        if args.goals_only:
+            built["chart"] = "skipped (--goals-only)"
+        else:
+            built["chart"] = report.write_chart(built, args.out / "results.png")
+        if goals is not None:
+            built["goals"] = goals.report()
         report.write_json(built, json_path)
-        report.print_tables(built)
+        if not args.goals_only:
+            report.print_tables(built)
+        if goals is not None:
+            print_goals(built["goals"])
         print(f"\npeers: {peers_state}", file=sys.stderr)
         print(f"JSON: {json_path}\nchart: {built['chart']}", file=sys.stderr)
         return 0
@@ -187,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted; cleaning up", file=sys.stderr)
         return 130
     finally:
-        for closer in [p.close for p in peers] + ([bench.close] if bench else []):
+        closers = [p.close for p in peers] + ([bench.close] if bench else [])
+        for closer in [*closers, *([goals.stop] if goals else [])]:
             try:
                 closer()
             except Exception as exc:  # noqa: BLE001 - cleanup below must still run

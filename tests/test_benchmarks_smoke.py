@@ -1,7 +1,8 @@
 """The benchmark at its tiny size against the real server, so it never rots.
 
 No timing assertions: only that it runs, cleans up, and reports every workload with a
-ratio against a baseline from the same run. It runs in the suite's own database
+ratio against a baseline from the same run, and every row of issue 11's goal table (on its
+own private redis-server when the binary is there, else on the suite's server). It runs in the suite's own database
 (``REDIS_URL``), which need not be empty: ``--allow-nonempty`` with a namespace of the
 test's own, so it writes and deletes only keys under that prefix. An unreachable server
 skips, unless ``CI`` or ``CONVSTORE_REQUIRE_REDIS`` is set.
@@ -22,6 +23,17 @@ from conftest import REDIS_URL, REQUIRE_REDIS, new_namespace
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_URL = REDIS_URL
 WORKLOADS = [f"W{i}" for i in range(1, 10)]
+GOALS = [
+    "one append, wall",
+    "one append, Redis process CPU",
+    "one append, client CPU",
+    "batch append",
+    "read all",
+    "newest 20 of",
+    "vs sync, every round",
+    "vs the fastest peer driven the same way",
+    "bytes per message",
+]
 
 pytestmark = pytest.mark.real_redis
 
@@ -81,6 +93,30 @@ def test_tiny_benchmark_reports_every_workload_and_ratio(tmp_path: Path) -> None
     assert set(report["peers"]) == {"langchain-community", "llama-index"}
     chart = report["chart"]
     assert (chart.endswith(".png") and Path(chart).exists()) or "not installed" in chart
+    _check_goals(report["goals"])
+
+
+def _check_goals(section: dict[str, object]) -> None:
+    goals = section["goals"]
+    assert isinstance(goals, list)
+    for name in GOALS:
+        assert any(name in g["what"] for g in goals), f"goal row missing: {name}"
+    # bytes at each size of the tiny run, and the many-sessions row
+    assert len([g for g in goals if "bytes per message" in g["what"]]) == 3
+    for g in goals:
+        assert g["op"] in (">=", "<=") and g["target"] > 0 and g["baseline"]
+        if g["ratio"] is None:
+            assert g["met"] is None, g
+        else:
+            assert g["ratio"] > 0 and g["met"] in (True, False), g
+    peers = section["peers"]
+    assert isinstance(peers, dict)
+    assert set(peers) == {"langchain-community", "llama-index", "aiecs ContextEngine"}
+    assert section["reply_parser"] and section["server"]
+    server_side = section["server_side"]
+    assert isinstance(server_side, dict)
+    assert any("evalsha" in cmds for cmds in server_side.values()), "commandstats per variant"
+    assert {"one append: convstore", "one append: raw XADD"} <= set(section["per_op_us"])
 
 
 def test_refuses_remote_and_nonempty(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ NS = "ns"
 @pytest.fixture(autouse=True)
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """The scripts' "now" argument comes from the plans' clock: fix it so steps are exact."""
-    monkeypatch.setattr("convstore.plans.config.utc_now", lambda: NOW)
+    monkeypatch.setattr("convstore.plans.config.now_micros", lambda: NOW_US)
 
 
 def config(*, cluster: bool = False, ttl: float | None = None) -> StoreConfig:

@@ -33,7 +33,24 @@ T = TypeVar("T")
 
 
 class _Operation:
-    """Retry bookkeeping of one store operation (one plan run)."""
+    """Retry bookkeeping of one store operation (one plan run). Built for every call, so
+    it holds slots and works its name out only when a report or an error needs it."""
+
+    __slots__ = (
+        "bytes",
+        "changed",
+        "concern",
+        "concerned",
+        "failures",
+        "hook",
+        "messages",
+        "observed",
+        "plan",
+        "retry",
+        "session",
+        "shortfall",
+        "started",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -42,7 +59,7 @@ class _Operation:
         concern: WriteConcern,
         hook: monitoring.MetricsHook | None = None,
     ) -> None:
-        self.name = getattr(getattr(plan, "gi_code", None), "co_name", "operation")
+        self.plan = plan
         self.hook = hook
         self.observed = hook is not None or monitoring.get_metrics_hook() is not None
         self.session = ""
@@ -50,10 +67,16 @@ class _Operation:
         self.bytes = 0
         self.retry = retry
         self.concern = concern
+        self.concerned = concern.active  # WAIT / WAITAOF after each write
         self.started = time.monotonic()
         self.failures = 0
         self.changed = False  # a write of this operation may have reached the server
         self.shortfall: tuple[str, int, int] | None = None
+
+    @property
+    def name(self) -> str:
+        """The plan's name ("append_messages"), for errors, logs and metrics."""
+        return getattr(getattr(self.plan, "gi_code", None), "co_name", "operation")
 
     def succeeded(self, step: Step, reply: Any) -> None:
         self.changed = self.changed or step.writes
@@ -257,7 +280,7 @@ class SyncDriver(_Driver):
     def _attempt(self, op: _Operation, step: Step) -> Any:
         while True:
             try:
-                if op.concern.active and isinstance(step, Run) and step.writes:
+                if op.concerned and isinstance(step, Run) and step.writes:
                     reply = self._send_concerned(op, step)
                 else:
                     reply = self._execute(step)
@@ -359,7 +382,7 @@ class AsyncDriver(_Driver):
     async def _attempt(self, op: _Operation, step: Step) -> Any:
         while True:
             try:
-                if op.concern.active and isinstance(step, Run) and step.writes:
+                if op.concerned and isinstance(step, Run) and step.writes:
                     reply = await self._send_concerned(op, step)
                 else:
                     reply = await self._execute(step)

@@ -60,7 +60,9 @@ def certainly_plain(data: bytes, budget: int = MAX_DEPTH) -> bool:
 
 
 def _plain(value: object, depth: int) -> bool:
-    """Fast, path-free form of :func:`check_storable` for exact built-in types (the hot path)."""
+    """Fast, path-free form of :func:`check_storable` for exact built-in types (the hot path:
+    every message written, and every read the byte scan cannot clear). Scalars inside a
+    container are checked in the loop, without a call each."""
     kind = type(value)
     if kind in _PLAIN_SCALARS:
         return True
@@ -69,12 +71,29 @@ def _plain(value: object, depth: int) -> bool:
     if depth >= MAX_DEPTH:
         return False
     if kind is dict:
-        return all(
-            type(k) is str and _plain(v, depth + 1)
-            for k, v in value.items()  # type: ignore[attr-defined]
-        )
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str:
+                return False
+            item_kind = type(item)
+            if item_kind in _PLAIN_SCALARS:
+                continue
+            if item_kind is int:
+                if not _INT_MIN <= item <= _INT_MAX:
+                    return False
+            elif not _plain(item, depth + 1):
+                return False
+        return True
     if kind is list or kind is tuple:
-        return all(_plain(v, depth + 1) for v in value)  # type: ignore[attr-defined]
+        for item in value:  # type: ignore[attr-defined]
+            item_kind = type(item)
+            if item_kind in _PLAIN_SCALARS:
+                continue
+            if item_kind is int:
+                if not _INT_MIN <= item <= _INT_MAX:
+                    return False
+            elif not _plain(item, depth + 1):
+                return False
+        return True
     return False
 
 

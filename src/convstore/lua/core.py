@@ -106,17 +106,21 @@ local function split(text)
   return out
 end
 
--- every index key of this namespace starts with IDX_PREFIX ("ns:idx:")
-local IDX_PREFIX = string.match(H, '^[^:]*') .. ':idx:'
-local function own_index(k) return string.sub(k, 1, #IDX_PREFIX) == IDX_PREFIX end
+-- every index key of this namespace starts with "<namespace>:idx:" (worked out on first use)
+local IDX_PREFIX = nil
+local function own_index(k)
+  IDX_PREFIX = IDX_PREFIX or (string.match(H, '^[^:]*') .. ':idx:')
+  return string.sub(k, 1, #IDX_PREFIX) == IDX_PREFIX
+end
 
 -- what convstore writes in each session-hash field a script reads: counts of at most
 -- 15 digits (exact in Lua's doubles); 'la' within the years 1-9999 Python can represent;
 -- 'idx' lists index keys of this namespace only. One pattern per field: this runs on
 -- every write, so it stays a handful of string.find calls.
-local COUNT_FIELD = {rev = true, n = true, mm = true, ma = true, ttl = true, lv = true}
 local function well_formed(name, v)
-  if COUNT_FIELD[name] then return #v <= 15 and string.find(v, '^%d+$') ~= nil end
+  if name == 'rev' or name == 'n' or name == 'lv' or name == 'mm' or name == 'ma' or name == 'ttl' then
+    return #v <= 15 and string.find(v, '^%d+$') ~= nil
+  end
   if name == 'lid' then
     local ms, seq = string.match(v, '^(%d+)%-(%d+)$')
     return ms ~= nil and #ms <= 15 and #seq <= 15

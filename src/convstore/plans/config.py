@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from convstore.keys import KeySpace, SessionKeys
 from convstore.limits import DEFAULT_LIMITS, Limits
-from convstore.models import utc_now
-from convstore.plans.values import epoch_micros
 from convstore.validation import optional_positive_int, optional_seconds, positive_int
 
-__all__ = ["InboxSettings", "Limits", "Retention", "StoreConfig", "seconds_to_ms"]
+__all__ = ["InboxSettings", "Limits", "Retention", "StoreConfig", "now_micros", "seconds_to_ms"]
 
 
 def seconds_to_ms(value: float | timedelta | None, field: str) -> int:
@@ -62,6 +61,12 @@ class InboxSettings:
         positive_int(self.dead_letters, "dead_letters")
 
 
+def now_micros() -> int:
+    """The caller's clock in µs since the epoch (``time.time_ns``: every write sends it,
+    and a datetime round trip costs a microsecond)."""
+    return time.time_ns() // 1000
+
+
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     """What every plan needs to know about the store it runs for."""
@@ -90,7 +95,7 @@ class StoreConfig:
 
     def now(self) -> str:
         """The scripts' "now": the caller's clock in µs since the epoch."""
-        return str(epoch_micros(utc_now()))
+        return str(now_micros())
 
     def common(self, session_key: str) -> tuple[SessionKeys, tuple[str, str, str, str]]:
         """The session's keys and the four arguments every session script takes (see lua.py)."""

@@ -16,10 +16,13 @@ _COUNT = re.compile(rb"[0-9]{1,15}")
 _MICROS = re.compile(rb"-?[0-9]{1,18}")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def epoch_micros(moment: datetime) -> int:
     """Microseconds since the epoch of an aware datetime (exact; floats would round)."""
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def stored_int(value: object, field: str, *, signed: bool = False) -> int:

@@ -233,9 +233,10 @@ def test_append_sends_ids_timestamps_and_payloads_in_one_script() -> None:
     step = run.first()
     assert isinstance(step, Run) and step.script is lua.APPEND and step.keys == keys("k")
     assert step.args == (
-        # inline, a never saved session refused (the adapter's unsaved_ok is off), now, no
-        # default TTL, no max messages, no max age, no expect_last; then the member
-        f"10 {NOW_US} 0 0 0 *",
+        # inline, a never saved session refused (the adapter's unsaved_ok is off), an id
+        # the caller chose (so the script looks it up), now, no default TTL, no max
+        # messages, no max age, no expect_last; then the member
+        f"100 {NOW_US} 0 0 0 *",
         "k",
         codec.encode_message_id("m1"),
         str(NOW_US // 1000),  # no tool-call fields: the timestamp alone
@@ -260,6 +261,10 @@ def test_generated_message_ids_are_uuid4_and_stored_compactly() -> None:
     run = Stepper(plans.append_messages(config(), "k", [{"role": "user", "content": "x"}] * 3))
     step = run.first()
     stored = step.args[2::3]
+    # ids generated here: the first send skips the retried-id lookup, a re-send does not
+    assert step.args[0] == f"101 {NOW_US} 0 0 0 *"
+    assert step.resent().args == (f"100 {NOW_US} 0 0 0 *", *step.args[1:])
+    assert step.resent().resent() == step.resent()
     run.send(b"1 1-0+ 1-1+ 1-2+")
     for result, raw in zip(run.result, stored, strict=True):
         parsed = uuid.UUID(result.message_id)

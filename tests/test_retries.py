@@ -127,6 +127,39 @@ def test_attempts_and_deadline_bound_the_retries() -> None:
         SyncDriver(client, retry=slow).run(one_call("HMGET", "k", "f"))
 
 
+class ScriptClient(FlakyClient):
+    """A FlakyClient that also runs scripts (by EVALSHA of a registered sha)."""
+
+    def register_script(self, source: str) -> Any:
+        return type("Registered", (), {"sha": "0" * 40})()
+
+
+class AsyncScriptClient(ScriptClient):
+    async def execute_command(self, *args: Any) -> Any:  # type: ignore[override]
+        return super().execute_command(*args)
+
+
+def one_run(step: Run) -> Plan[Any]:
+    return (yield step)
+
+
+def test_a_script_is_resent_with_its_resend_arguments() -> None:
+    """APPEND's first send of ids it generated skips their lookup; a re-send must not."""
+    client = ScriptClient(2, LOST)
+    step = Run(lua.APPEND, ("k",), ("first", "m"), 1, ("again", "m"))
+    assert SyncDriver(client, retry=FAST).run(one_run(step)) == b"OK"
+    assert [args[4] for args in client.sent] == ["first", "again", "again"]
+
+
+async def test_an_async_script_is_resent_with_its_resend_arguments() -> None:
+    for coalesce in (True, False):
+        client = AsyncScriptClient(1, LOST)
+        step = Run(lua.APPEND, ("k",), ("first", "m"), 1, ("again", "m"))
+        driver = AsyncDriver(client, retry=FAST, coalesce=coalesce)
+        assert await driver.run(one_run(step)) == b"OK"
+        assert [args[4] for args in client.sent] == ["first", "again"]
+
+
 class FlakyAsyncClient:
     """An asyncio client whose first pipeline fails after sending (reply lost)."""
 

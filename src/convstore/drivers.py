@@ -288,6 +288,7 @@ class SyncDriver(_Driver):
                 delay = op.after_failure(step, exc)
                 self._refresh_topology()
                 time.sleep(delay)
+                step = step.resent()
                 continue
             op.succeeded(step, reply)
             return reply
@@ -388,6 +389,7 @@ class AsyncDriver(_Driver):
                     reply = await self._execute(step)
             except Exception as exc:  # noqa: BLE001 - after_failure re-raises what it cannot retry
                 await asyncio.sleep(op.after_failure(step, exc))
+                step = step.resent()
                 continue
             op.succeeded(step, reply)
             return reply

@@ -84,14 +84,15 @@ local INLINE, MEMBER, NOW, TTL_DEFAULT = ARGV[1] == '1', ARGV[2], ARGV[3], ARGV[
 # The header of a script taking its arguments packed (``script(..., packed=True)``): the
 # hot path, APPEND, where redis-py packs every argument in Python (the asyncio client
 # always does), so six arguments folded into one cost less than they carry. ARGV[1] is
-# "<inline><unsaved_ok> <now> <default ttl> <max messages> <max age ms> <expect_last>"
+# "<inline><unsaved_ok><fresh> <now> <default ttl> <max messages> <max age ms> <expect_last>"
 # (flags "0"/"1"; expect_last "*" for none), ARGV[2] the member; the script's own from [3].
 _PACKED_HEADER = (
     _CONSTANTS
     + r"""local H, S, IDS = KEYS[1], KEYS[2], KEYS[3]
 local FLAGS, NOW, TTL_DEFAULT, MAX_MESSAGES, MAX_AGE, EXPECT = string.match(
-  ARGV[1], '^(%d%d) (%-?%d+) (%d+) (%d+) (%d+) (%S+)$')
-local INLINE, UNSAVED_OK, MEMBER = string.sub(FLAGS, 1, 1) == '1', string.sub(FLAGS, 2) == '1', ARGV[2]
+  ARGV[1], '^(%d%d%d) (%-?%d+) (%d+) (%d+) (%d+) (%S+)$')
+local INLINE, MEMBER = string.sub(FLAGS, 1, 1) == '1', ARGV[2]
+local UNSAVED_OK, FRESH = string.sub(FLAGS, 2, 2) == '1', string.sub(FLAGS, 3, 3) == '1'
 """
 )
 

@@ -14,7 +14,9 @@ APPEND = script(
 -- store's default TTL, MAX_MESSAGES and MAX_AGE ("0" = none), and EXPECT, the entry id
 -- the caller saw last ("0-0" = no message; "*" = no check); UNSAVED_OK accepts a session
 -- that was never saved (the ContextEngine contract: the message is kept and the hash gets
--- its counters, but no record, so get() stays None). From ARGV[3], one (stored message
+-- its counters, but no record, so get() stays None); FRESH says every message id is one the
+-- caller generated for this call and this is its first send (no lookup of retried ids;
+-- a re-send says 0). From ARGV[3], one (stored message
 -- id, "<timestamp ms>[\t<tool fields>]", payload) triple per message (the tool fields,
 -- "<tc>\t<tr>", only for tool-call messages).
 -- Success replies one string (a flat reply is several times cheaper for the client to
@@ -35,9 +37,11 @@ local lid = f[2] or '0-0'
 local dash = string.find(lid, '-', 1, true)
 local lms, lseq = tonumber(string.sub(lid, 1, dash - 1)), tonumber(string.sub(lid, dash + 1))
 local n = tonumber(f[7] or '0')
-local out, fresh, pairs_, known, retry, mids = {}, {}, {}, {}, true, {}
-for i = 3, #ARGV, 3 do mids[#mids + 1] = ARGV[i] end
-for start = 1, #mids, 1000 do  -- retried ids first: a damaged ids entry refuses before any write
+local out, fresh, pairs_, known, retry, mids = {}, {}, {}, {}, not FRESH, {}
+-- FRESH: the first send of ids the caller generated, which nothing can have stored yet;
+-- else retried ids first: a damaged ids entry refuses before any write
+if not FRESH then for i = 3, #ARGV, 3 do mids[#mids + 1] = ARGV[i] end end
+for start = 1, #mids, 1000 do
   local found = redis.call('HMGET', IDS, unpack(mids, start, math.min(start + 999, #mids)))
   for j, existing in ipairs(found) do
     if existing then

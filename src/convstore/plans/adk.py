@@ -85,7 +85,9 @@ def _wrapped(
     while True:
         if isinstance(step, Run) and step.script is inner:
             args = (str(len(step.args)), *step.args, *extra)
-            step = Run(outer, (*step.keys, *keys), args, messages=step.messages)
+            again = step.resend_args
+            resend = None if again is None else (str(len(again)), *again, *extra)
+            step = Run(outer, (*step.keys, *keys), args, step.messages, resend)
             reply = yield step
             if isinstance(reply, list) and int(reply[0]) == lua_adk.STALE:
                 raise Stale(as_text(reply[1]))

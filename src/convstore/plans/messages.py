@@ -73,9 +73,10 @@ def _prepare(
     key: str,
     message: AgentCommunicationMessage | Mapping[str, Any],
     fresh: tuple[str, bytes],
-) -> tuple[str, bytes, str, bytes]:
-    """(message_id, then APPEND's three arguments: stored id, "<timestamp ms>[\t<tool
-    fields>]", payload) for one message; raises before anything is sent."""
+) -> tuple[str, bool, bytes, str, bytes]:
+    """(message_id, whether it is ``fresh``'s, then APPEND's three arguments: stored id,
+    "<timestamp ms>[\t<tool fields>]", payload) for one message; raises before anything
+    is sent."""
     if isinstance(message, AgentCommunicationMessage):
         if message.session_key != key:
             raise ValidationError(
@@ -114,7 +115,8 @@ def _prepare(
             field="message",
         )
     message_id = metadata.pop("message_id", None)
-    if not message_id:
+    generated = not message_id
+    if generated:
         message_id, stored_id = fresh
     elif isinstance(message_id, str):
         stored_id = codec.encode_message_id(message_id)
@@ -127,12 +129,12 @@ def _prepare(
     if size > limits.max_record_bytes:
         within_limit(size, limits.max_record_bytes, "record", "max_record_bytes")
     at = str(max(0, epoch_micros(timestamp) // 1000))
-    return message_id, stored_id, f"{at}\t{tools}" if tools else at, payload
+    return message_id, generated, stored_id, f"{at}\t{tools}" if tools else at, payload
 
 
 def _prepare_all(
     config: StoreConfig, key: str, batch: Sequence[AgentCommunicationMessage | Mapping[str, Any]]
-) -> list[tuple[str, bytes, str, bytes]]:
+) -> list[tuple[str, bool, bytes, str, bytes]]:
     """Every message checked and encoded, and the batch within its limits, before a send."""
     limits = config.limits
     if len(batch) == 1:  # the common case, without the batch bookkeeping
@@ -146,7 +148,7 @@ def _prepare_all(
             item = _prepare(config, key, message, fresh)
         except ValidationError as exc:
             raise ValidationError(f"messages[{index}]: {exc}", field=exc.field) from exc
-        total += len(item[1]) + len(item[3])
+        total += len(item[2]) + len(item[4])
         within_limit(total, limits.max_batch_bytes, "messages", "max_batch_bytes")
         prepared.append(item)
     return prepared
@@ -176,14 +178,15 @@ def append_messages(
             yield from missing_session(config, key)
         return []
     inline, ttl, max_messages, max_age = config.constants
-    settings = (
-        f"{inline}{int(unsaved_ok)} {config.now()} {ttl} {max_messages} {max_age} {expected or '*'}"
-    )
-    args: list[Any] = [settings, key]  # packed: see lua/core.py's _PACKED_HEADER
+    unsaved = int(unsaved_ok)
+    fresh = int(all(item[1] for item in prepared))  # every id generated here: see lua
+    common = f"{config.now()} {ttl} {max_messages} {max_age} {expected or '*'}"
+    args: list[Any] = [f"{inline}{unsaved}{fresh} {common}", key]  # lua/core.py: packed
     for item in prepared:
-        args += item[1:]
-    keys = config.keyspace.session(key)
-    reply = yield Run(lua.APPEND, keys.all(), tuple(args), messages=len(prepared))
+        args += item[2:]
+    resend = (f"{inline}{unsaved}0 {common}", *args[1:]) if fresh else None
+    keys = config.keyspace.session(key).all()
+    reply = yield Run(lua.APPEND, keys, tuple(args), len(prepared), resend)
     if not isinstance(reply, bytes | str):  # a status: damage refuses before any write
         status = yield from session_status(config, reply, key)
         if status == STALE:

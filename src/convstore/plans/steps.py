@@ -60,19 +60,27 @@ class Call:
     def writes(self) -> bool:
         return bool(self.args) and str(self.args[0]).upper() not in READ_COMMANDS
 
+    def resent(self) -> Call:
+        """This step as it is sent again after a failure: the same."""
+        return self
+
 
 @dataclass(frozen=True, slots=True)
 class Run:
     """One Lua script (EVALSHA, loaded on first use).
 
     ``messages`` is how many messages the script writes, for the metrics (the driver never
-    parses a script's arguments).
+    parses a script's arguments). ``resend_args``: the arguments to send instead when the
+    step is sent again after a failure (None: the same): APPEND's first send skips the
+    retried-id lookup for message ids the plan generated, which no earlier send can have
+    stored; a re-send may follow a send that did.
     """
 
     script: lua.Script
     keys: tuple[str, ...]
     args: tuple[Any, ...]
     messages: int = 0
+    resend_args: tuple[Any, ...] | None = None
 
     @property
     def safe(self) -> bool:
@@ -81,6 +89,12 @@ class Run:
     @property
     def writes(self) -> bool:
         return self.script.writes
+
+    def resent(self) -> Run:
+        """This step as it is sent again after a failure."""
+        if self.resend_args is None:
+            return self
+        return Run(self.script, self.keys, self.resend_args, self.messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +110,10 @@ class Batch:
     @property
     def writes(self) -> bool:
         return any(step.writes for step in self.steps)
+
+    def resent(self) -> Batch:
+        """This step as it is sent again after a failure (each inner step's re-send)."""
+        return Batch(tuple(step.resent() for step in self.steps))
 
 
 Step = Call | Run | Batch

@@ -108,7 +108,9 @@ async def test_a_retried_event_is_stored_once(service: ConvstoreSessionService) 
     stored = await service.get_session(app_name="a", user_id="u", session_id=s.id)
     assert stored is not None and len(stored.events) == 1
     with pytest.raises(SessionNotFoundError):
-        await service.append_event(s.model_copy(update={"id": "missing"}), _event("x"))
+        await service.append_event(
+            s.model_copy(update={"id": "missing"}), _event("x")
+        )
 
 
 async def test_reads_are_served_by_the_stream(

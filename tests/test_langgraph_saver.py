@@ -138,3 +138,4 @@ def test_bad_input_is_refused(store: ConversationStore) -> None:
         saver.get_tuple({"configurable": {"thread_id": "t", "checkpoint_ns": "a\0b"}})
     with pytest.raises(ValidationError):
         saver.get_tuple({"configurable": {}})
+

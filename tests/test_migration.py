@@ -214,8 +214,7 @@ def test_newer_versions_pass_through_unchanged(version: str) -> None:
     assert out["new_field"] is not future["new_field"]
     assert migrate_models_to_new_version(future) == future
     assert migrate_message_dict({"version": version, "timestamp": "x"}) == {
-        "version": version,
-        "timestamp": "x",
+        "version": version, "timestamp": "x"
     }
 
 
@@ -289,7 +288,9 @@ def old_sessions(draw: st.DrawFn) -> tuple[ConversationSession, dict[str, Any]]:
         for pid, t in zip(pids, types, strict=True)
     ]
     when = draw(st.datetimes(min_value=datetime(1950, 1, 1), max_value=datetime(2100, 1, 1)))
-    session = ConversationSession(draw(ids), participants, stype, when, when, draw(metadata))
+    session = ConversationSession(
+        draw(ids), participants, stype, when, when, draw(metadata)
+    )
     old: dict[str, Any] = {
         "session_id": session.session_id,
         "session_type": stype,

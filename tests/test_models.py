@@ -358,7 +358,9 @@ def test_duplicate_participant_ids_rejected() -> None:
     a = agent("a1", "writer")
     # the reference accepted the same agent twice as an agent_to_agent session
     err = raises(lambda: session("agent_to_agent", [a, a]))
-    assert str(err) == ("participants must be distinct: participant_id 'a1' appears more than once")
+    assert str(err) == (
+        "participants must be distinct: participant_id 'a1' appears more than once"
+    )
     assert err.field == "participants"
     err = raises(lambda: session("user_to_mc", [user("x"), mc("x")]))
     assert "'x' appears more than once" in str(err)
@@ -618,9 +620,7 @@ def test_enums_equal_plain_strings() -> None:
     assert s.session_type == "user_to_mc"
     m = message()
     assert (m.sender_type, m.recipient_type, m.message_type) == (
-        "master_controller",
-        "agent",
-        "task_assignment",
+        "master_controller", "agent", "task_assignment"
     )
 
 
@@ -683,32 +683,14 @@ def test_from_dict_copies_its_input() -> None:
 
 def test_to_dict_exact_keys() -> None:
     assert list(agent().to_dict()) == [
-        "participant_id",
-        "participant_type",
-        "participant_role",
-        "metadata",
+        "participant_id", "participant_type", "participant_role", "metadata"
     ]
     assert list(session().to_dict()) == [
-        "session_id",
-        "participants",
-        "session_type",
-        "created_at",
-        "last_activity",
-        "metadata",
+        "session_id", "participants", "session_type", "created_at", "last_activity", "metadata"
     ]
     assert list(message().to_dict()) == [
-        "message_id",
-        "session_key",
-        "sender_id",
-        "sender_type",
-        "sender_role",
-        "recipient_id",
-        "recipient_type",
-        "recipient_role",
-        "content",
-        "message_type",
-        "timestamp",
-        "metadata",
+        "message_id", "session_key", "sender_id", "sender_type", "sender_role", "recipient_id",
+        "recipient_type", "recipient_role", "content", "message_type", "timestamp", "metadata",
     ]
 
 
@@ -794,43 +776,33 @@ def test_message_conversation_dict_round_trip(m: AgentCommunicationMessage) -> N
 
 
 def spec_create_session_key(session_id, session_type, participants):  # the spec's code
-    if session_type == "user_to_mc":
+    if session_type == 'user_to_mc':
         return session_id
-    elif session_type == "mc_to_agent":
-        agent_role = next(
-            (p.participant_role for p in participants if p.participant_type == "agent"), "unknown"
-        )
+    elif session_type == 'mc_to_agent':
+        agent_role = next((p.participant_role for p in participants if p.participant_type == 'agent'), 'unknown')
         return f"{session_id}_mc_to_{agent_role}"
-    elif session_type == "agent_to_agent":
-        agent_roles = [p.participant_role for p in participants if p.participant_type == "agent"]
+    elif session_type == 'agent_to_agent':
+        agent_roles = [p.participant_role for p in participants if p.participant_type == 'agent']
         if len(agent_roles) >= 2:
             return f"{session_id}_{agent_roles[0]}_to_{agent_roles[1]}"
         return f"{session_id}_agent_to_agent"
-    elif session_type == "user_to_agent":
-        agent_role = next(
-            (p.participant_role for p in participants if p.participant_type == "agent"), "unknown"
-        )
+    elif session_type == 'user_to_agent':
+        agent_role = next((p.participant_role for p in participants if p.participant_type == 'agent'), 'unknown')
         return f"{session_id}_user_to_{agent_role}"
     else:
         return session_id
 
 
 def spec_validate_conversation_isolation_pattern(session_key, expected_pattern):  # the spec's
-    if expected_pattern == "user_to_mc":
+    if expected_pattern == 'user_to_mc':
         # Should just be base session_id
-        return "_" not in session_key or not any(
-            x in session_key for x in ["_mc_to_", "_to_", "_user_to_"]
-        )
-    elif expected_pattern == "mc_to_agent":
-        return "_mc_to_" in session_key
-    elif expected_pattern == "agent_to_agent":
-        return (
-            "_to_" in session_key
-            and "_mc_to_" not in session_key
-            and "_user_to_" not in session_key
-        )
-    elif expected_pattern == "user_to_agent":
-        return "_user_to_" in session_key
+        return '_' not in session_key or not any(x in session_key for x in ['_mc_to_', '_to_', '_user_to_'])
+    elif expected_pattern == 'mc_to_agent':
+        return '_mc_to_' in session_key
+    elif expected_pattern == 'agent_to_agent':
+        return '_to_' in session_key and '_mc_to_' not in session_key and '_user_to_' not in session_key
+    elif expected_pattern == 'user_to_agent':
+        return '_user_to_' in session_key
     else:
         return False
 
@@ -965,9 +937,7 @@ def test_parse_session_key_results() -> None:
     parsed = parse_session_key("s_x_to_y")[1]
     assert isinstance(parsed.session_type, SessionType)
     assert (parsed.session_type, parsed.session_id, parsed.roles) == (
-        "agent_to_agent",
-        "s",
-        ("x", "y"),
+        "agent_to_agent", "s", ("x", "y")
     )
 
 

@@ -40,7 +40,7 @@ def spec_core_participant_examples() -> dict[str, Any]:
     user = ConversationParticipant(
         participant_id="user_123",
         participant_type="user",
-        metadata={"name": "John Doe", "email": "john@example.com"},
+        metadata={"name": "John Doe", "email": "john@example.com"}
     )
 
     # Create agent participant
@@ -48,14 +48,14 @@ def spec_core_participant_examples() -> dict[str, Any]:
         participant_id="agent_001",
         participant_type="agent",
         participant_role="data_analyst",
-        metadata={"capabilities": ["data_analysis", "visualization"]},
+        metadata={"capabilities": ["data_analysis", "visualization"]}
     )
 
     # Create master controller participant
     controller = ConversationParticipant(
         participant_id="mc_001",
         participant_type="master_controller",
-        metadata={"version": "1.0", "max_agents": 10},
+        metadata={"version": "1.0", "max_agents": 10}
     )
     return locals()
 
@@ -66,12 +66,12 @@ def spec_core_session_examples() -> dict[str, Any]:
         session_id="session_001",
         participants=[
             ConversationParticipant("user_123", "user"),
-            ConversationParticipant("mc_001", "master_controller"),
+            ConversationParticipant("mc_001", "master_controller")
         ],
         session_type="user_to_mc",
         created_at=datetime.utcnow(),
         last_activity=datetime.utcnow(),
-        metadata={"project": "data_analysis", "priority": "high"},
+        metadata={"project": "data_analysis", "priority": "high"}
     )
 
     # Create master controller to agent session
@@ -79,12 +79,12 @@ def spec_core_session_examples() -> dict[str, Any]:
         session_id="session_002",
         participants=[
             ConversationParticipant("mc_001", "master_controller"),
-            ConversationParticipant("agent_001", "agent", "data_analyst"),
+            ConversationParticipant("agent_001", "agent", "data_analyst")
         ],
         session_type="mc_to_agent",
         created_at=datetime.utcnow(),
         last_activity=datetime.utcnow(),
-        metadata={"task_type": "data_analysis", "deadline": "2024-01-01"},
+        metadata={"task_type": "data_analysis", "deadline": "2024-01-01"}
     )
 
     # Generate session keys
@@ -107,7 +107,7 @@ def spec_core_message_examples() -> dict[str, Any]:
         content="Please analyze the sales data and generate a report",
         message_type="task_assignment",
         timestamp=datetime.utcnow(),
-        metadata={"task_id": "task_001", "priority": "high", "deadline": "2024-01-01"},
+        metadata={"task_id": "task_001", "priority": "high", "deadline": "2024-01-01"}
     )
 
     # Create result report message
@@ -123,7 +123,7 @@ def spec_core_message_examples() -> dict[str, Any]:
         content="Analysis completed. Found 15% increase in sales compared to last quarter.",
         message_type="result_report",
         timestamp=datetime.utcnow(),
-        metadata={"analysis_id": "analysis_001", "confidence": 0.95, "data_points": 1000},
+        metadata={"analysis_id": "analysis_001", "confidence": 0.95, "data_points": 1000}
     )
 
     # Convert to conversation message format
@@ -135,7 +135,7 @@ def spec_create_session_key_example() -> dict[str, Any]:
     # Create participant list
     participants = [
         ConversationParticipant("user_123", "user"),
-        ConversationParticipant("agent_001", "agent", "data_analyst"),
+        ConversationParticipant("agent_001", "agent", "data_analyst")
     ]
 
     # Generate session key
@@ -164,20 +164,20 @@ def spec_usage_1_basic_participant_management() -> dict[str, Any]:
     user = ConversationParticipant(
         participant_id="user_123",
         participant_type="user",
-        metadata={"name": "John Doe", "email": "john@example.com"},
+        metadata={"name": "John Doe", "email": "john@example.com"}
     )
 
     agent = ConversationParticipant(
         participant_id="agent_001",
         participant_type="agent",
         participant_role="data_analyst",
-        metadata={"capabilities": ["data_analysis", "visualization"], "version": "1.0"},
+        metadata={"capabilities": ["data_analysis", "visualization"], "version": "1.0"}
     )
 
     controller = ConversationParticipant(
         participant_id="mc_001",
         participant_type="master_controller",
-        metadata={"version": "1.0", "max_agents": 10},
+        metadata={"version": "1.0", "max_agents": 10}
     )
 
     print(f"User: {user.participant_id} - {user.participant_type}")
@@ -196,12 +196,12 @@ def spec_usage_2_conversation_session_management() -> dict[str, Any]:
         session_id="session_001",
         participants=[
             ConversationParticipant("user_123", "user"),
-            ConversationParticipant("mc_001", "master_controller"),
+            ConversationParticipant("mc_001", "master_controller")
         ],
         session_type="user_to_mc",
         created_at=datetime.utcnow(),
         last_activity=datetime.utcnow(),
-        metadata={"project": "data_analysis", "priority": "high"},
+        metadata={"project": "data_analysis", "priority": "high"}
     )
 
     # Create master controller to agent session
@@ -209,12 +209,12 @@ def spec_usage_2_conversation_session_management() -> dict[str, Any]:
         session_id="session_002",
         participants=[
             ConversationParticipant("mc_001", "master_controller"),
-            ConversationParticipant("agent_001", "agent", "data_analyst"),
+            ConversationParticipant("agent_001", "agent", "data_analyst")
         ],
         session_type="mc_to_agent",
         created_at=datetime.utcnow(),
         last_activity=datetime.utcnow(),
-        metadata={"task_type": "data_analysis", "deadline": "2024-01-01"},
+        metadata={"task_type": "data_analysis", "deadline": "2024-01-01"}
     )
 
     # Generate session keys
@@ -229,9 +229,7 @@ def spec_usage_2_conversation_session_management() -> dict[str, Any]:
     agent_participant = mc_agent_session.get_participant_by_type_and_role("agent", "data_analyst")
 
     print(f"User participant: {user_participant.participant_id}")
-    print(
-        f"Agent participant: {agent_participant.participant_id} - {agent_participant.participant_role}"
-    )
+    print(f"Agent participant: {agent_participant.participant_id} - {agent_participant.participant_role}")
     return locals()
 
 
@@ -253,7 +251,7 @@ def spec_usage_3_agent_communication_messages() -> dict[str, Any]:
         content="Please analyze the sales data and generate a report",
         message_type="task_assignment",
         timestamp=datetime.utcnow(),
-        metadata={"task_id": "task_001", "priority": "high", "deadline": "2024-01-01"},
+        metadata={"task_id": "task_001", "priority": "high", "deadline": "2024-01-01"}
     )
 
     # Create result report message
@@ -269,7 +267,7 @@ def spec_usage_3_agent_communication_messages() -> dict[str, Any]:
         content="Analysis completed. Found 15% increase in sales compared to last quarter.",
         message_type="result_report",
         timestamp=datetime.utcnow(),
-        metadata={"analysis_id": "analysis_001", "confidence": 0.95, "data_points": 1000},
+        metadata={"analysis_id": "analysis_001", "confidence": 0.95, "data_points": 1000}
     )
 
     # Convert to conversation message format
@@ -292,7 +290,7 @@ def spec_usage_4_utility_functions() -> dict[str, Any]:
     # Create participant list
     participants = [
         ConversationParticipant("user_123", "user"),
-        ConversationParticipant("agent_001", "agent", "data_analyst"),
+        ConversationParticipant("agent_001", "agent", "data_analyst")
     ]
 
     # Generate session key
@@ -341,7 +339,9 @@ def validate_models_health():
     try:
         # Test participant creation
         participant = ConversationParticipant(
-            participant_id="test_001", participant_type="agent", participant_role="test_role"
+            participant_id="test_001",
+            participant_type="agent",
+            participant_role="test_role"
         )
         print("✅ ConversationParticipant validation passed")
 
@@ -351,7 +351,7 @@ def validate_models_health():
             participants=[participant],
             session_type="user_to_agent",
             created_at=datetime.utcnow(),
-            last_activity=datetime.utcnow(),
+            last_activity=datetime.utcnow()
         )
         print("✅ ConversationSession validation passed")
 
@@ -367,7 +367,7 @@ def validate_models_health():
             recipient_role="test_role",
             content="Test message",
             message_type="communication",
-            timestamp=datetime.utcnow(),
+            timestamp=datetime.utcnow()
         )
         print("✅ AgentCommunicationMessage validation passed")
 
@@ -384,7 +384,9 @@ def check_data_consistency(session: ConversationSession):
         # Check session key generation
         generated_key = session.generate_session_key()
         expected_key = create_session_key(
-            session.session_id, session.session_type, session.participants
+            session.session_id,
+            session.session_type,
+            session.participants
         )
 
         if generated_key != expected_key:
@@ -440,7 +442,7 @@ def diagnose_session_validation_error():
             participants=[],
             session_type="user_to_mc",
             created_at=datetime.utcnow(),
-            last_activity=datetime.utcnow(),
+            last_activity=datetime.utcnow()
         )
     except ValueError as e:
         print(f"✅ Empty participants validation: {e}")
@@ -452,7 +454,7 @@ def diagnose_session_validation_error():
             participants=[ConversationParticipant("user", "user")],
             session_type="invalid_type",
             created_at=datetime.utcnow(),
-            last_activity=datetime.utcnow(),
+            last_activity=datetime.utcnow()
         )
     except ValueError as e:
         print(f"✅ Invalid session_type validation: {e}")
@@ -464,7 +466,7 @@ def diagnose_session_validation_error():
             participants=[ConversationParticipant("user", "user")],
             session_type="mc_to_agent",
             created_at=datetime.utcnow(),
-            last_activity=datetime.utcnow(),
+            last_activity=datetime.utcnow()
         )
     except ValueError as e:
         print(f"✅ Participant type mismatch validation: {e}")
@@ -478,7 +480,7 @@ def optimize_batch_operations():
         participant = ConversationParticipant(
             participant_id=f"participant_{i}",
             participant_type="agent",
-            participant_role="test_role",
+            participant_role="test_role"
         )
         participants.append(participant)
 
@@ -487,10 +489,10 @@ def optimize_batch_operations():
     for i in range(100):
         session = ConversationSession(
             session_id=f"session_{i}",
-            participants=participants[i : i + 2],
+            participants=participants[i:i+2],
             session_type="agent_to_agent",
             created_at=datetime.utcnow(),
-            last_activity=datetime.utcnow(),
+            last_activity=datetime.utcnow()
         )
         sessions.append(session)
 
@@ -509,7 +511,7 @@ def optimize_memory_usage():
         participant = ConversationParticipant(
             participant_id=f"participant_{i}",
             participant_type="agent",
-            participant_role="test_role",
+            participant_role="test_role"
         )
         objects.append(participant)
 
@@ -543,14 +545,18 @@ def migrate_models_to_new_version(old_data: dict[str, Any]) -> dict[str, Any]:
 def convert_data_formats():
     """Convert data formats"""
     # Convert from old format to new format
-    old_participant = {"id": "participant_001", "type": "agent", "role": "data_analyst"}
+    old_participant = {
+        "id": "participant_001",
+        "type": "agent",
+        "role": "data_analyst"
+    }
 
     # Convert to new format
     new_participant = ConversationParticipant(
         participant_id=old_participant["id"],
         participant_type=old_participant["type"],
         participant_role=old_participant["role"],
-        metadata={},
+        metadata={}
     )
 
     print(f"Converted participant: {new_participant}")
@@ -561,11 +567,15 @@ class ConversationModelsMonitor:
     """Conversation Models Monitor"""
 
     def __init__(self):
-        self.creation_metrics = {"participants": 0, "sessions": 0, "messages": 0}
+        self.creation_metrics = {
+            "participants": 0,
+            "sessions": 0,
+            "messages": 0
+        }
         self.performance_metrics = {
             "participant_creation_time": [],
             "session_creation_time": [],
-            "message_creation_time": [],
+            "message_creation_time": []
         }
 
     def record_participant_creation(self, creation_time: float):
@@ -593,7 +603,7 @@ class ConversationModelsMonitor:
                     "count": len(times),
                     "avg_time": sum(times) / len(times),
                     "min_time": min(times),
-                    "max_time": max(times),
+                    "max_time": max(times)
                 }
 
         return report
@@ -607,9 +617,7 @@ class ConversationModelsLogger:
 
     def log_participant_creation(self, participant: ConversationParticipant):
         """Log participant creation"""
-        self.logger.info(
-            f"Participant created: {participant.participant_id} - {participant.participant_type}"
-        )
+        self.logger.info(f"Participant created: {participant.participant_id} - {participant.participant_type}")
 
     def log_session_creation(self, session: ConversationSession):
         """Log session creation"""
@@ -634,7 +642,7 @@ def spec_factory_from_dict(cls, data: dict[str, Any]) -> ConversationSession:
             participant_id=p["participant_id"],
             participant_type=p["participant_type"],
             participant_role=p.get("participant_role"),
-            metadata=p.get("metadata", {}),
+            metadata=p.get("metadata", {})
         )
         for p in data["participants"]
     ]
@@ -645,7 +653,7 @@ def spec_factory_from_dict(cls, data: dict[str, Any]) -> ConversationSession:
         session_type=data["session_type"],
         created_at=datetime.fromisoformat(data["created_at"]),
         last_activity=datetime.fromisoformat(data["last_activity"]),
-        metadata=data.get("metadata", {}),
+        metadata=data.get("metadata", {})
     )
 
 
@@ -665,8 +673,8 @@ def spec_to_conversation_message_dict(self: AgentCommunicationMessage) -> dict[s
             "recipient_id": self.recipient_id,
             "recipient_type": self.recipient_type,
             "recipient_role": self.recipient_role,
-            "message_type": self.message_type,
-        },
+            "message_type": self.message_type
+        }
     }
 
 
@@ -681,9 +689,7 @@ def test_core_participant_examples() -> None:
     ns = spec_core_participant_examples()
     user, agent, controller = ns["user"], ns["agent"], ns["controller"]
     assert (user.participant_id, user.participant_type, user.participant_role) == (
-        "user_123",
-        "user",
-        None,
+        "user_123", "user", None
     )
     assert user.metadata == {"name": "John Doe", "email": "john@example.com"}
     assert (agent.participant_type, agent.participant_role) == ("agent", "data_analyst")
@@ -716,9 +722,7 @@ def test_core_message_examples() -> None:
     # naive utcnow() is labelled UTC, not shifted: the wall time is the current UTC time
     assert abs((task.timestamp - before).total_seconds()) < 60
     assert result.metadata == {
-        "analysis_id": "analysis_001",
-        "confidence": 0.95,
-        "data_points": 1000,
+        "analysis_id": "analysis_001", "confidence": 0.95, "data_points": 1000
     }
     conversation = ns["conversation_dict"]
     assert conversation == {
@@ -768,8 +772,7 @@ def test_validate_conversation_isolation_pattern_examples() -> None:
 def test_usage_1_basic_participant_management(capsys: pytest.CaptureFixture[str]) -> None:
     ns = spec_usage_1_basic_participant_management()
     assert ns["agent"].metadata == {
-        "capabilities": ["data_analysis", "visualization"],
-        "version": "1.0",
+        "capabilities": ["data_analysis", "visualization"], "version": "1.0"
     }
     assert capsys.readouterr().out.splitlines() == [
         "User: user_123 - user",
@@ -787,8 +790,7 @@ def test_usage_2_conversation_session_management(capsys: pytest.CaptureFixture[s
     assert user_participant is ns["user_mc_session"].participants[0]
     assert agent_participant is ns["mc_agent_session"].participants[1]
     assert (agent_participant.participant_id, agent_participant.participant_role) == (
-        "agent_001",
-        "data_analyst",
+        "agent_001", "data_analyst"
     )
     assert capsys.readouterr().out.splitlines() == [
         "User-MC Session Key: session_001",
@@ -936,8 +938,7 @@ def test_optimize_batch_operations(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(sessions) == 100
     assert sessions[7].generate_session_key() == "session_7_test_role_to_test_role"
     assert [p.participant_id for p in sessions[7].participants] == [
-        "participant_7",
-        "participant_8",
+        "participant_7", "participant_8"
     ]
 
 
@@ -998,9 +999,7 @@ def test_spec_monitor_with_our_models() -> None:
     assert monitor.creation_metrics == {"participants": 3, "sessions": 1, "messages": 1}
     report = monitor.get_performance_report()
     assert set(report) == {
-        "participant_creation_time",
-        "session_creation_time",
-        "message_creation_time",
+        "participant_creation_time", "session_creation_time", "message_creation_time"
     }
     participants = report["participant_creation_time"]
     assert participants["count"] == 3

@@ -199,9 +199,7 @@ def test_from_url_refuses_decode_responses_and_non_clients(cls: type[Store]) -> 
 @pytest.mark.parametrize("namespace", ["", "with space", "a:b", "{tag}", "x" * 65])
 def test_bad_namespace_is_rejected(cls: type[Store], namespace: str) -> None:
     with pytest.raises(ValidationError):
-        client = (
-            fakeredis.FakeAsyncRedis() if cls is AsyncConversationStore else fakeredis.FakeRedis()
-        )
+        client = fakeredis.FakeAsyncRedis() if cls is AsyncConversationStore else fakeredis.FakeRedis()
         cls(client, namespace=namespace)
 
 
@@ -272,9 +270,7 @@ def test_embedded_sync_store_works_without_a_server(make_session: SessionFactory
     two = ConversationStore.embedded(namespace="one", server=server)
     one.sessions.save(make_session("shared"))
     assert two.sessions.exists("shared")
-    assert not ConversationStore.embedded(namespace="other", server=server).sessions.exists(
-        "shared"
-    )
+    assert not ConversationStore.embedded(namespace="other", server=server).sessions.exists("shared")
 
 
 async def test_embedded_async_store_works_without_a_server(make_session: SessionFactory) -> None:
@@ -299,7 +295,9 @@ async def test_embedded_async_store_works_without_a_server(make_session: Session
 async def test_from_url_with_credentials_builds_a_client(
     cls: type[Store], client_type: type
 ) -> None:
-    store = cls.from_url("redis://alice:s%40cret@127.0.0.1:6390/4", namespace="ns1", max_messages=7)
+    store = cls.from_url(
+        "redis://alice:s%40cret@127.0.0.1:6390/4", namespace="ns1", max_messages=7
+    )
     try:
         assert isinstance(store.client, client_type)
         options = store.client.connection_pool.connection_kwargs

@@ -4,7 +4,9 @@ Everything an operation means lives in ``convstore.plans``; here is "send this s
 hand back the reply", the store's retry policy (only steps that declare themselves
 safe to repeat are re-sent, see ``plans.steps``), the write concern (WAIT / WAITAOF
 on the write's own connection, in the same pipeline), and the translation of
-redis-py's failures (``convstore.failures``). The async driver also coalesces the
+redis-py's failures (``convstore.failures``); each run's bookkeeping (attempts, the
+shortfall of a write concern, metrics and logs) is a ``convstore.operation.Operation``.
+The async driver also coalesces the
 single steps of concurrent tasks into shared round trips; a failed round trip is
 retried by each task for its own step only, so another task's unsafe step is never
 re-sent.
@@ -13,7 +15,6 @@ re-sent.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Any, TypeVar
 
@@ -21,196 +22,15 @@ import redis.exceptions as rex
 
 from convstore import monitoring
 from convstore.connections import inspect_client
-from convstore.errors import ConfigurationError, DurabilityNotMet, StoreUnavailable
-from convstore.failures import failure_kind, translate, wait_replies
+from convstore.errors import ConfigurationError
 from convstore.lua import Script
+from convstore.operation import Operation, Reported
 from convstore.plans import Batch, Call, Plan, Run, Step
 from convstore.policies import DEFAULT_RETRY, RetryPolicy, WriteConcern
 
 __all__ = ["AsyncDriver", "SyncDriver"]
 
 T = TypeVar("T")
-
-
-class _Operation:
-    """Retry bookkeeping of one store operation (one plan run). Built for every call, so
-    it holds slots and works its name out only when a report or an error needs it."""
-
-    __slots__ = (
-        "bytes",
-        "changed",
-        "concern",
-        "concerned",
-        "failures",
-        "hook",
-        "messages",
-        "observed",
-        "plan",
-        "retry",
-        "session",
-        "shortfall",
-        "started",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        plan: Plan[Any],
-        retry: RetryPolicy | None,
-        concern: WriteConcern,
-        hook: monitoring.MetricsHook | None = None,
-    ) -> None:
-        self.plan = plan
-        self.hook = hook
-        self.observed = hook is not None or monitoring.get_metrics_hook() is not None
-        self.session = ""
-        self.messages = 0
-        self.bytes = 0
-        self.retry = retry
-        self.concern = concern
-        self.concerned = concern.active  # WAIT / WAITAOF after each write
-        self.started = time.monotonic()
-        self.failures = 0
-        self.changed = False  # a write of this operation may have reached the server
-        self.shortfall: tuple[str, int, int] | None = None
-
-    @property
-    def name(self) -> str:
-        """The plan's name ("append_messages"), for errors, logs and metrics."""
-        return getattr(getattr(self.plan, "gi_code", None), "co_name", "operation")
-
-    def succeeded(self, step: Step, reply: Any) -> None:
-        self.changed = self.changed or step.writes
-        self.failures = 0
-        if self.observed:
-            _measure(self, step, reply)
-
-    def after_failure(self, step: Step, exc: BaseException) -> float:
-        """The wait before re-sending ``step``; raises when it must not or cannot be re-sent."""
-        kind = failure_kind(exc)
-        if kind is None:
-            raise exc
-        if kind == "lost":
-            self.changed = self.changed or step.writes
-        retry = self.retry
-        self.failures += 1
-        remaining = None
-        if retry is not None and retry.deadline is not None:
-            remaining = retry.deadline - (time.monotonic() - self.started)
-        allowed = (
-            retry is not None
-            and (kind == "refused" or step.safe)
-            and self.failures < retry.attempts
-            and (remaining is None or remaining > 0)
-        )
-        if not allowed:
-            why = "" if retry is None else f" after {self.failures} attempt(s)"
-            if retry is not None and kind == "lost" and not step.safe:
-                why += " (this step is not safe to re-send)"
-            raise StoreUnavailable(
-                f"Redis is unavailable during {self.name}{why}: {exc}",
-                outcome="unknown" if self.changed else "not_sent",
-            ) from exc
-        assert retry is not None
-        delay = retry.backoff.compute(self.failures)
-        return delay if remaining is None else max(0.0, min(delay, remaining))
-
-    def check_concern(self, replies: list[Any]) -> None:
-        """Record a WAIT / WAITAOF shortfall; raised once the plan has its result."""
-        found = wait_replies(self.concern, replies)
-        if found is not None and self.shortfall is None:
-            self.shortfall = found
-
-    def finish(self, result: T) -> T:
-        if self.shortfall is not None:
-            what, requested, acknowledged = self.shortfall
-            raise DurabilityNotMet(
-                f"{self.name}: the write WAS applied, but only {acknowledged} of {requested} "
-                f"{what} acknowledged it within {self.concern.timeout:g} s",
-                what=what,
-                requested=requested,
-                acknowledged=acknowledged,
-                result=result,
-            )
-        return result
-
-
-def _measure(op: _Operation, step: Step, reply: Any) -> None:
-    """Session, messages and payload bytes of one step (only when a hook listens)."""
-    inner = step.steps if isinstance(step, Batch) else (step,)
-    replies = reply if isinstance(step, Batch) else (reply,)
-    for one, answer in zip(inner, replies, strict=False):
-        if isinstance(one, Run):
-            if not op.session and one.keys:
-                op.session = monitoring.key_hash(one.keys[0])
-            op.bytes += sum(len(a) for a in one.args if isinstance(a, bytes))
-            op.messages += one.messages
-        elif one.args and str(one.args[0]).upper() in ("XRANGE", "XREVRANGE"):
-            if not op.session:
-                op.session = monitoring.key_hash(str(one.args[1]))
-            rows = answer if isinstance(answer, list) else []
-            op.messages += len(rows)
-            for row in rows:
-                fields = row[1]
-                values = fields.values() if isinstance(fields, dict) else fields[1::2]
-                op.bytes += sum(len(v) for v in values if isinstance(v, bytes))
-
-
-class _Translated:
-    """Map redis-py failures to convstore errors and report the operation to monitoring.
-
-    A plain class rather than ``@contextmanager``: it wraps every store call, and a
-    generator-based context manager costs more than the rest of the driver together.
-    """
-
-    __slots__ = ("op", "plan")
-
-    def __init__(self, op: _Operation, plan: Plan[Any]) -> None:
-        self.op, self.plan = op, plan
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any
-    ) -> None:
-        op = self.op
-        outcome, error, translated = "ok", "", None
-        if exc is not None:
-            outcome = "error"
-            if isinstance(exc, rex.RedisError):
-                translated = translate(exc, op.name)
-                error = type(translated).__name__
-            elif isinstance(exc, Exception):
-                error = type(exc).__name__
-        self.plan.close()
-        level = logging.DEBUG if outcome == "ok" else logging.INFO
-        if op.observed or monitoring.logger.isEnabledFor(level):
-            _report(op, outcome, error, level)
-        if translated is not None:
-            raise translated from exc
-
-
-def _report(op: _Operation, outcome: str, error: str, level: int) -> None:
-    elapsed = time.monotonic() - op.started
-    if op.observed:
-        labels = {
-            "operation": op.name,
-            "outcome": outcome,
-            "error": error,
-            "session": op.session,
-            "messages": str(op.messages),
-            "bytes": str(op.bytes),
-        }
-        monitoring.emit("store.operation", elapsed, labels, store_hook=op.hook)
-    if monitoring.logger.isEnabledFor(level):
-        fields = {
-            "operation": op.name,
-            "outcome": outcome,
-            "duration_ms": round(elapsed * 1000, 3),
-            "error": error,
-            "session": op.session,
-        }
-        monitoring.log_event(level, "store.operation", fields)
 
 
 def _routing(client: Any, step: Call) -> dict[str, Any]:
@@ -258,9 +78,9 @@ class _Driver:
         self.cluster = cluster
         self._script = _ScriptCache(client)
 
-    def _operation(self, plan: Plan[Any], wait_replicas: int | None) -> _Operation:
+    def _operation(self, plan: Plan[Any], wait_replicas: int | None) -> Operation:
         concern = self.concern.with_replicas(wait_replicas)
-        return _Operation(plan, self.retry, concern, self.metrics_hook)
+        return Operation(plan, self.retry, concern, self.metrics_hook)
 
 
 class SyncDriver(_Driver):
@@ -268,7 +88,7 @@ class SyncDriver(_Driver):
 
     def run(self, plan: Plan[T], *, wait_replicas: int | None = None) -> T:
         op = self._operation(plan, wait_replicas)
-        with _Translated(op, plan):
+        with Reported(op, plan):
             try:
                 step = next(plan)
                 while True:
@@ -277,7 +97,7 @@ class SyncDriver(_Driver):
                 result: T = stop.value
         return op.finish(result)
 
-    def _attempt(self, op: _Operation, step: Step) -> Any:
+    def _attempt(self, op: Operation, step: Step) -> Any:
         while True:
             try:
                 if op.concerned and isinstance(step, Run) and step.writes:
@@ -301,7 +121,7 @@ class SyncDriver(_Driver):
             except (rex.RedisError, OSError):
                 pass  # the node is still down: the retry reports it if it stays so
 
-    def _send_concerned(self, op: _Operation, step: Run) -> Any:
+    def _send_concerned(self, op: Operation, step: Run) -> Any:
         client = self.client
         if self.cluster:  # the node's own client: the script and WAIT share one connection
             client = client.get_node_from_key(step.keys[0]).redis_connection
@@ -371,7 +191,7 @@ class AsyncDriver(_Driver):
         op = self._operation(plan, wait_replicas)
         if self.cluster and op.concern.active:
             raise ConfigurationError("wait_replicas is not supported on an asyncio RedisCluster")
-        with _Translated(op, plan):
+        with Reported(op, plan):
             try:
                 step = next(plan)
                 while True:
@@ -380,7 +200,7 @@ class AsyncDriver(_Driver):
                 result: T = stop.value
         return op.finish(result)
 
-    async def _attempt(self, op: _Operation, step: Step) -> Any:
+    async def _attempt(self, op: Operation, step: Step) -> Any:
         while True:
             try:
                 if op.concerned and isinstance(step, Run) and step.writes:
@@ -394,7 +214,7 @@ class AsyncDriver(_Driver):
             op.succeeded(step, reply)
             return reply
 
-    async def _send_concerned(self, op: _Operation, step: Run) -> Any:
+    async def _send_concerned(self, op: Operation, step: Run) -> Any:
         pipe = self.client.pipeline(transaction=False)
         await self._script(step.script)(keys=step.keys, args=step.args, client=pipe)
         for call in _concern_calls(op.concern):

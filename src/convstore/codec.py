@@ -31,6 +31,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from convstore.errors import CodecError, ValidationError
+from convstore.isotime import utc_isoformat
 from convstore.limits import DEFAULT_LIMITS, Limits
 from convstore.message_ids import decode_message_id, encode_message_id
 from convstore.models import (
@@ -57,6 +58,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_PAYLOAD_BYTES",
     "WIRE_VERSION",
+    "check_entry",
     "check_storable",
     "check_text_size",
     "decode_entry",
@@ -70,6 +72,7 @@ __all__ = [
     "encode_participant",
     "encode_session",
     "packb",
+    "plain_entry",
     "unpackb",
     "upgrade_entry",
 ]
@@ -292,14 +295,72 @@ def decode_entry(data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str
         and type(metadata) is dict
     ):
         raise CodecError("history entry payload is missing role, content, timestamp or metadata")
-    if not certainly_plain(data if type(data) is bytes else bytes(data)):
-        check_storable(obj, "payload", -_PAYLOAD_NESTING)
+    if type(obj) is list and type(data) is bytes:
+        plain = plain_entry(data, role, content)
+    else:
+        plain = certainly_plain(data if type(data) is bytes else bytes(data))
+    if not plain:
+        check_entry(obj)
     return {
         "role": role,
         "content": content,
-        "timestamp": timestamp.isoformat(),
+        "timestamp": utc_isoformat(timestamp),
         "metadata": metadata,
     }
+
+
+#: msgpack's str headers for lengths below 256 (fixstr, then str 8), as it writes them.
+_STR_HEADERS = tuple(bytes([0xA0 | n]) for n in range(32)) + tuple(
+    bytes([0xD9, n]) for n in range(32, 256)
+)
+
+
+def _str_header(size: int) -> bytes:
+    if size < 256:
+        return _STR_HEADERS[size]
+    if size < 65536:
+        return b"\xda" + size.to_bytes(2, "big")
+    return b"\xdb" + size.to_bytes(4, "big")
+
+
+def plain_entry(data: bytes, role: str, content: str) -> bool:
+    """:func:`convstore.packing.certainly_plain` for the bytes of an array-form entry that
+    decoded to ``[ENTRY_VERSION, role, content, timestamp, metadata]``; when the whole
+    payload cannot be cleared, a second scan of only the metadata's bytes.
+
+    Content and timestamp bytes often look like headers (non-ASCII UTF-8, the timestamp's
+    seconds and nanoseconds), which sent one row in five, and most non-English rows, to
+    the walk. The second scan starts exactly at the metadata: each length before it is
+    checked against the header bytes actually there (any other layout: False, walk it).
+    """
+    if certainly_plain(data):
+        return True
+    n = len(role)
+    if n > 31 or data[:3] != b"\x95\x02" + _STR_HEADERS[n]:
+        return False
+    size = len(content) if content.isascii() else len(content.encode("utf-8"))
+    header = _str_header(size)
+    at = 3 + n
+    if data[at : at + len(header)] != header:
+        return False
+    at += len(header) + size
+    kind = data[at : at + 3]
+    if kind[:2] == b"\xd6\xff":  # timestamp 32
+        at += 6
+    elif kind[:2] == b"\xd7\xff":  # timestamp 64
+        at += 10
+    elif kind == b"\xc7\x0c\xff":  # timestamp 96
+        at += 15
+    else:
+        return False
+    return certainly_plain(data[at:])
+
+
+def check_entry(obj: object) -> None:
+    """Raise :class:`CodecError` when a decoded history entry (either form) holds a bytes map
+    key or nests deeper than metadata may: the walk :func:`decode_entry` does when
+    :func:`convstore.packing.certainly_plain` cannot rule both out."""
+    check_storable(obj, "payload", -_PAYLOAD_NESTING)
 
 
 def upgrade_entry(data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> bytes | None:

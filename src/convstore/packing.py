@@ -30,6 +30,7 @@ __all__ = [
     "check_text_size",
     "pack_sized",
     "packb",
+    "reject_extension",
     "unpack_value",
 ]
 
@@ -189,7 +190,8 @@ def check_text_size(text: str, limit: int, field: str, limit_name: str) -> None:
         within_limit(len(text.encode("utf-8", "surrogatepass")), limit, field, limit_name)
 
 
-def _reject_ext(code: int, data: bytes) -> object:
+def reject_extension(code: int, data: bytes) -> object:
+    """msgpack's ``ext_hook`` for readers: only the Timestamp extension is accepted."""
     raise CodecError(f"unknown msgpack extension type {code}")
 
 
@@ -209,7 +211,12 @@ def unpack_value(data: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Any:
         )
     try:
         return msgpack.unpackb(
-            data, raw=False, timestamp=3, strict_map_key=True, ext_hook=_reject_ext, use_list=True
+            data,
+            raw=False,
+            timestamp=3,
+            strict_map_key=True,
+            ext_hook=reject_extension,
+            use_list=True,
         )
     except CodecError:
         raise

@@ -21,7 +21,8 @@ from convstore.models import (
 from convstore.plans.config import StoreConfig
 from convstore.plans.damage import OnError, Skips, located
 from convstore.plans.indexes import cluster_index_sync, missing_session, session_status, split_idx
-from convstore.plans.layout import row_parts, tool_fields
+from convstore.plans.layout import tool_fields
+from convstore.plans.reading import decode_fields, decode_rows
 from convstore.plans.results import AppendResult, HistoryPage, Records
 from convstore.plans.sessions import session_exists
 from convstore.plans.steps import Call, Plan, Run
@@ -220,22 +221,9 @@ def decode_row(config: StoreConfig, key: str, row: Sequence[Any]) -> dict[str, A
     Anything else (other fields, bad bytes) raises :class:`CodecError` naming the key and entry.
     """
     try:
-        return _decoded(row, config.limits.max_record_bytes)
+        return decode_fields(row, config.limits.max_record_bytes)
     except CodecError as exc:
         raise located(exc, key, _entry_id(row)) from exc
-
-
-def _decoded(row: Sequence[Any], max_bytes: int) -> dict[str, Any]:
-    """:func:`decode_row` without the location (the hot path of every read)."""
-    fields = row[1]
-    mid = payload = None
-    if type(fields) is dict and len(fields) == 2:  # layout 2 without tool fields
-        mid, payload = fields.get(b"m"), fields.get(b"d")
-    if mid is None or payload is None:
-        mid, payload = row_parts(fields)
-    entry = codec.decode_entry(payload, max_bytes=max_bytes)
-    entry["metadata"]["message_id"] = codec.decode_message_id(mid)
-    return entry
 
 
 def _entry_id(row: Sequence[Any]) -> str | None:
@@ -246,15 +234,19 @@ def _entry_id(row: Sequence[Any]) -> str | None:
 
 
 def _entries(
-    config: StoreConfig, key: str, rows: Sequence[Sequence[Any]], skips: Skips
+    config: StoreConfig,
+    key: str,
+    rows: Sequence[Sequence[Any]],
+    skips: Skips,
+    newest_first: bool = False,
 ) -> Records[dict[str, Any]]:
-    max_bytes = config.limits.max_record_bytes
-    try:  # one pass while every row decodes; the slow loop below only on damage
-        return Records([_decoded(row, max_bytes) for row in rows], skips.errors)
-    except CodecError:
+    """The rows decoded, oldest first (``newest_first``: an XREVRANGE reply)."""
+    try:  # one pass while every row decodes; the careful loop below only on damage
+        return decode_rows(rows, config.limits.max_record_bytes, newest_first=newest_first)
+    except Exception:  # noqa: BLE001 - the loop below raises (or skips) what it was, located
         pass
     out: list[dict[str, Any]] = []
-    for row in rows:
+    for row in rows[::-1] if newest_first else rows:
         try:
             out.append(decode_row(config, key, row))
         except CodecError as exc:
@@ -288,7 +280,7 @@ def history(
         rows = yield from _read(config, key, ("XRANGE", stream, start, end))
         return _entries(config, key, rows, skips)
     rows = yield from _read(config, key, ("XREVRANGE", stream, end, start, "COUNT", limit))
-    return _entries(config, key, rows[::-1], skips)
+    return _entries(config, key, rows, skips, newest_first=True)
 
 
 #: APPEND's status when ``expect_last`` is not the newest entry id (see lua.py).
@@ -313,7 +305,7 @@ def page(
     more = limit is not None and len(rows) > limit
     rows = rows[:limit]
     cursor = as_text(rows[-1][0]) if more else None
-    items = _entries(config, key, rows[::-1], skips)
+    items = _entries(config, key, rows, skips, newest_first=True)
     return HistoryPage(items, cursor)
 
 

@@ -1,0 +1,194 @@
+"""The history read's per-row fast path returns exactly what the careful decoder returns.
+
+``isotime.utc_isoformat`` against ``datetime.isoformat``; ``plans.reading.decode_rows``
+against ``decode_fields`` row by row (and raising where it raises); ``codec.plain_entry``
+never clears a bytes key or deep nesting, whatever the bytes before the metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from convstore import codec
+from convstore.errors import CodecError
+from convstore.isotime import utc_isoformat
+from convstore.plans.reading import decode_fields, decode_rows
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+
+utc_moments = st.datetimes(
+    min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59, 999999)
+).map(lambda d: d.replace(tzinfo=UTC))
+edges = st.sampled_from(
+    [
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(2038, 1, 19, 3, 14, 8, tzinfo=UTC),
+        datetime(2106, 2, 7, 6, 28, 16, 500000, tzinfo=UTC),
+    ]
+)
+#: The microsecond-0 case has its own table (no fraction in isoformat()).
+whole_seconds = utc_moments.map(lambda d: d.replace(microsecond=0))
+
+
+@given(st.one_of(utc_moments, edges, whole_seconds))
+@SETTINGS
+def test_utc_isoformat_is_isoformat(moment: datetime) -> None:
+    assert utc_isoformat(moment) == moment.isoformat()
+    # what msgpack hands back (the timestamp extension) is formatted the same
+    back = msgpack.unpackb(msgpack.packb(moment, datetime=True), timestamp=3)
+    assert utc_isoformat(back) == back.isoformat() == moment.isoformat()
+
+
+@given(st.datetimes(timezones=st.sampled_from([None, timezone(timedelta(hours=5, minutes=30))])))
+@SETTINGS
+def test_other_datetimes_go_to_isoformat(moment: datetime) -> None:
+    assert utc_isoformat(moment) == moment.isoformat()
+
+
+leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=6),
+    st.binary(max_size=4),
+    utc_moments,
+)
+metadata = st.dictionaries(
+    st.text(max_size=5),
+    st.recursive(
+        leaves,
+        lambda c: st.one_of(
+            st.lists(c, max_size=3), st.dictionaries(st.text(max_size=3), c, max_size=3)
+        ),
+        max_leaves=12,
+    ),
+    max_size=5,
+)
+texts = st.one_of(st.text(max_size=40), st.text(min_size=200, max_size=300), st.just("żółć 日本語"))
+
+
+def _row(payload: bytes, mid: bytes | None = None) -> tuple[bytes, dict[bytes, bytes]]:
+    return b"1-1", {b"m": mid or b"\x00" + os.urandom(16), b"d": payload}
+
+
+def _careful(rows: list[Any]) -> list[dict[str, Any]] | type[Exception]:
+    try:
+        return [decode_fields(r, codec.MAX_PAYLOAD_BYTES) for r in rows]
+    except Exception as exc:  # noqa: BLE001 - compared with the fast path's outcome
+        return type(exc)
+
+
+def _fast(rows: list[Any], newest_first: bool = False) -> list[dict[str, Any]] | None:
+    try:
+        return list(decode_rows(rows, codec.MAX_PAYLOAD_BYTES, newest_first=newest_first))
+    except Exception:  # noqa: BLE001 - the caller re-reads row by row: only success matters
+        return None
+
+
+@given(
+    st.lists(
+        st.tuples(texts, texts, st.one_of(utc_moments, edges, whole_seconds), metadata),
+        min_size=1,
+        max_size=4,
+    )
+)
+@SETTINGS
+def test_decode_rows_is_decode_fields_row_by_row(entries: list[tuple[Any, ...]]) -> None:
+    rows = [_row(codec.encode_entry(r, c, t, m)) for r, c, t, m in entries]
+    expected = _careful(rows)
+    assert isinstance(expected, list)
+    assert _fast(rows) == expected
+    assert _fast(rows[::-1], newest_first=True) == _careful(rows)
+
+
+def _legacy(role: str, content: str, moment: datetime, meta: dict[str, Any]) -> bytes:
+    body = {"v": 1, "r": role, "c": content, "t": moment, "m": meta}
+    return bytes(msgpack.packb(body, use_bin_type=True, datetime=True))
+
+
+def _raw(value: Any) -> bytes:
+    return bytes(msgpack.packb(value, use_bin_type=True, datetime=True))
+
+
+T0 = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+
+
+def _deep(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _str8(text: str) -> bytes:
+    data = text.encode()
+    return b"\xd9" + bytes([len(data)]) + data
+
+
+HOSTILE = [
+    # bytes keys behind non-ASCII content (the whole-payload scan fails, the second scan runs)
+    _raw([2, "r", "żółć" * 20, T0, {"a": {b"k": 1}}]),
+    _raw([2, "r", "c", T0, {b"k": 1}]),
+    _raw([2, "r", "日本語", T0, {"x": _deep(70)}]),
+    # non-canonical headers before the metadata: a str 8 role, a str 8 short content
+    b"\x95\x02" + _str8("r") + _str8("ł") + _raw(T0) + _raw({b"k": 1}),
+    b"\x95\x02\xa1r" + _str8("ł") + _raw(T0) + _raw({"a": [{b"k": b"\xc4"}]}),
+    # wrong types, versions, shapes, extensions, trailing bytes
+    _raw([2, "r", "c", "not a time", {}]),
+    _raw([True, "r", "c", T0, {}]),
+    _raw([2, "r", "c", T0]),
+    _raw([2, "r", "c", T0, {}]) + b"\x00",
+    _raw([2, "r", "c", T0, {"e": msgpack.ExtType(5, b"x")}]),
+    _raw({"v": 1, "r": "r", "c": "c", "t": T0, "m": {b"k": 1}}),
+    b"\xc1",
+]
+
+
+@pytest.mark.parametrize("payload", HOSTILE)
+def test_damaged_payloads_fail_the_fast_path_as_decode_fields_does(payload: bytes) -> None:
+    rows = [_row(codec.encode_entry("r", "c", T0, {})), _row(payload)]
+    with pytest.raises(CodecError):
+        decode_fields(rows[1], codec.MAX_PAYLOAD_BYTES)
+    assert _fast(rows) is None
+    assert _fast(rows[::-1], newest_first=True) is None
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        _row(_legacy("r", "c", T0, {"a": 1})),  # map form (layout 2)
+        _row(_raw([3, "r", "c", T0, {"a": 1}, "newer"])),  # a newer version's extra item
+        _row(codec.encode_entry("r", "c", T0, {}), b"tmy-id"),  # a non-uuid message id
+        (b"1-1", {codec.encode_message_id("x"): codec.encode_entry("r", "c", T0, {})}),  # v1
+        (b"1-1", {b"m": b"tz", b"d": codec.encode_entry("r", "c", T0, {}), b"tc": b"a"}),
+        _row(codec.encode_entry("r", "ąę" * 50, T0, {"blob": b"\xc4", "many": [[1]] * 70})),
+    ],
+)
+def test_other_layouts_and_forms_decode_the_same(row: Any) -> None:
+    expected = _careful([row])
+    assert isinstance(expected, list)
+    assert _fast([row]) == expected
+
+
+@given(texts, texts, st.one_of(utc_moments, edges), metadata, st.binary(max_size=3))
+@SETTINGS
+def test_plain_entry_never_clears_bytes_keys_or_deep_nesting(
+    role: str, content: str, moment: datetime, meta: dict[str, Any], key: bytes
+) -> None:
+    for value in (meta, {**meta, "x": {key: 1}}, {**meta, "x": _deep(64)}):
+        data = _raw([2, role, content, moment, value])
+        if codec.plain_entry(data, role, content):
+            assert value is meta

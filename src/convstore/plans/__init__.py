@@ -12,17 +12,16 @@ Modules: ``steps`` (what a plan yields), ``config`` (store configuration),
 (what the server is and can do).
 """
 
+from convstore.plans.append import append_messages, new_message_ids
 from convstore.plans.config import Limits, Retention, StoreConfig, seconds_to_ms
 from convstore.plans.damage import OnError
 from convstore.plans.listing import list_sessions
 from convstore.plans.messages import (
     agent_messages,
-    append_messages,
     clear,
     count,
     delete_message,
     history,
-    new_message_ids,
     page,
 )
 from convstore.plans.results import AppendResult, HistoryPage, Records, SessionPage

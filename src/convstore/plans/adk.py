@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 from convstore import codec, lua
 from convstore.lua import adk as lua_adk
 from convstore.models import ConversationSession
+from convstore.plans.append import append_messages
 from convstore.plans.config import StoreConfig
-from convstore.plans.messages import append_messages
 from convstore.plans.results import AppendResult
 from convstore.plans.sessions import create_session
 from convstore.plans.steps import Batch, Call, Plan, Run

@@ -14,9 +14,10 @@ from convstore import codec
 from convstore.errors import MessageNotFound, SessionExists
 from convstore.lua import edits as lua_edits
 from convstore.models import ConversationSession
+from convstore.plans.append import append_messages
 from convstore.plans.config import StoreConfig
 from convstore.plans.indexes import missing_session
-from convstore.plans.messages import append_messages, decode_row
+from convstore.plans.messages import decode_row
 from convstore.plans.sessions import create_session
 from convstore.plans.steps import Call, Plan, Run
 from convstore.plans.values import as_text

@@ -23,8 +23,9 @@ import msgpack
 from convstore.errors import CodecError, ValidationError
 from convstore.lua import inbox as lua_inbox
 from convstore.models import REQUIRED_ROUTING_KEYS, AgentCommunicationMessage, utc_now
+from convstore.plans.append import append_messages
 from convstore.plans.config import StoreConfig
-from convstore.plans.messages import append_messages, decode_row
+from convstore.plans.messages import decode_row
 from convstore.plans.results import AppendResult
 from convstore.plans.steps import Batch, Call, Plan, Run
 from convstore.plans.values import as_text, epoch_micros, from_epoch_micros

@@ -1,0 +1,198 @@
+"""Appending messages: validation and encoding before anything is sent, then one APPEND
+script per call (``lua/messages.py``: idempotent by message id, retention, tool-call
+groups, compare-and-append)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from convstore import codec, lua
+from convstore.errors import CodecError, StaleAppend, ValidationError
+from convstore.models import ENTRY_KEYS, AgentCommunicationMessage, to_utc, utc_now
+from convstore.plans.config import StoreConfig
+from convstore.plans.indexes import cluster_index_sync, missing_session, session_status, split_idx
+from convstore.plans.layout import tool_fields
+from convstore.plans.results import AppendResult
+from convstore.plans.sessions import session_exists
+from convstore.plans.steps import Plan, Run
+from convstore.plans.values import as_text, epoch_micros
+from convstore.validation import stream_id_arg, within_limit
+
+__all__ = ["STALE", "append_messages", "new_message_ids"]
+
+_ENTRY_KEYS = frozenset(ENTRY_KEYS)
+
+#: APPEND's status when ``expect_last`` is not the newest entry id (see lua/messages.py).
+STALE = -5
+
+
+def new_message_ids(count: int) -> list[str]:
+    """``count`` random uuid4 strings from one ``os.urandom`` call (5x cheaper than uuid.uuid4)."""
+    raw = os.urandom(16 * count).hex()
+    ids = []
+    for start in range(0, 32 * count, 32):
+        h = raw[start : start + 32]
+        variant = "89ab"[int(h[16], 16) & 3]
+        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}")
+    return ids
+
+
+def _fresh_ids(count: int) -> list[tuple[str, bytes]]:
+    """``count`` new uuid4 message ids, each with its stored form (``encode_message_id``)
+    built from the same bytes rather than parsed back from the text."""
+    raw = bytearray(os.urandom(16 * count))
+    out = []
+    for start in range(0, 16 * count, 16):
+        raw[start + 6] = (raw[start + 6] & 0x0F) | 0x40  # version 4
+        raw[start + 8] = (raw[start + 8] & 0x3F) | 0x80  # RFC 4122 variant
+        h = raw[start : start + 16].hex()
+        text = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        out.append((text, b"\x00" + bytes(raw[start : start + 16])))
+    return out
+
+
+def _prepare(
+    config: StoreConfig,
+    key: str,
+    message: AgentCommunicationMessage | Mapping[str, Any],
+    fresh: tuple[str, bytes],
+) -> tuple[str, bool, bytes, str, bytes]:
+    """(message_id, whether it is ``fresh``'s, then APPEND's three arguments: stored id,
+    "<timestamp ms>[\t<tool fields>]", payload) for one message; raises before anything
+    is sent."""
+    if isinstance(message, AgentCommunicationMessage):
+        if message.session_key != key:
+            raise ValidationError(
+                f"message.session_key is {message.session_key!r} but it is being appended to {key!r}",
+                field="session_key",
+            )
+        role, content, timestamp = message.role, message.content, message.timestamp
+        metadata = message.routing_metadata()
+    elif isinstance(message, Mapping):
+        extra = set(message) - _ENTRY_KEYS
+        if extra:
+            raise ValidationError(
+                f"a message dict has exactly the keys {sorted(_ENTRY_KEYS)}; unexpected {sorted(extra)}",
+                field="message",
+            )
+        raw_role, raw_content = message.get("role"), message.get("content")
+        if not isinstance(raw_role, str) or not raw_role:
+            raise ValidationError("role must be a non-empty string", field="role")
+        if not isinstance(raw_content, str):
+            raise ValidationError(
+                f"content must be a string, got {type(raw_content).__name__}", field="content"
+            )
+        role, content = raw_role, raw_content
+        raw_ts = message.get("timestamp")
+        timestamp = utc_now() if raw_ts is None else to_utc(raw_ts, "timestamp")
+        raw_meta = message.get("metadata")
+        if raw_meta is not None and not isinstance(raw_meta, Mapping):
+            raise ValidationError(
+                f"metadata must be a dict, got {type(raw_meta).__name__}", field="metadata"
+            )
+        metadata = dict(raw_meta or {})
+    else:
+        raise ValidationError(
+            "a message is an AgentCommunicationMessage or a dict with role and content, "
+            f"got {type(message).__name__}",
+            field="message",
+        )
+    message_id = metadata.pop("message_id", None)
+    generated = not message_id
+    if generated:
+        message_id, stored_id = fresh
+    elif isinstance(message_id, str):
+        stored_id = codec.encode_message_id(message_id)
+    else:
+        raise ValidationError("metadata.message_id must be a string", field="message_id")
+    limits = config.limits
+    payload = codec.encode_entry(role, content, timestamp, metadata, limits=limits)
+    tools = tool_fields(metadata)
+    size = len(payload) + len(stored_id) + len(tools)
+    if size > limits.max_record_bytes:
+        within_limit(size, limits.max_record_bytes, "record", "max_record_bytes")
+    at = str(max(0, epoch_micros(timestamp) // 1000))
+    return message_id, generated, stored_id, f"{at}\t{tools}" if tools else at, payload
+
+
+def _prepare_all(
+    config: StoreConfig, key: str, batch: Sequence[AgentCommunicationMessage | Mapping[str, Any]]
+) -> list[tuple[str, bool, bytes, str, bytes]]:
+    """Every message checked and encoded, and the batch within its limits, before a send."""
+    limits = config.limits
+    if len(batch) == 1:  # the common case, without the batch bookkeeping
+        return [_prepare(config, key, batch[0], _fresh_ids(1)[0])]
+    within_limit(
+        len(batch), limits.max_batch_messages, "messages", "max_batch_messages", unit="messages"
+    )
+    prepared, total = [], 0
+    for index, (message, fresh) in enumerate(zip(batch, _fresh_ids(len(batch)), strict=True)):
+        try:
+            item = _prepare(config, key, message, fresh)
+        except ValidationError as exc:
+            raise ValidationError(f"messages[{index}]: {exc}", field=exc.field) from exc
+        total += len(item[2]) + len(item[4])
+        within_limit(total, limits.max_batch_bytes, "messages", "max_batch_bytes")
+        prepared.append(item)
+    return prepared
+
+
+def append_messages(
+    config: StoreConfig,
+    key: str,
+    messages: Iterable[AgentCommunicationMessage | Mapping[str, Any]],
+    *,
+    unsaved_ok: bool = False,
+    expect_last: str | None = None,
+) -> Plan[list[AppendResult]]:
+    """Append atomically; ``unsaved_ok`` keeps messages of a session never saved (the
+    ContextEngine adapter's contract) instead of raising :class:`SessionNotFound`.
+
+    ``expect_last`` (compare-and-append): the stream entry id the caller saw last
+    (``"0-0"`` = no message); when the session's newest entry id differs, nothing is
+    written and :class:`StaleAppend` says what it is. A retry whose messages are all
+    stored already succeeds regardless (idempotent).
+    """
+    expected = "" if expect_last is None else stream_id_arg(expect_last, "expect_last")
+    batch = messages if isinstance(messages, list | tuple) else list(messages)
+    prepared = _prepare_all(config, key, batch)
+    if not prepared:  # nothing to write, but an unknown session is still an error
+        if not unsaved_ok and not (yield from session_exists(config, key)):
+            yield from missing_session(config, key)
+        return []
+    inline, ttl, max_messages, max_age = config.constants
+    unsaved = int(unsaved_ok)
+    fresh = int(all(item[1] for item in prepared))  # every id generated here: see lua
+    common = f"{config.now()} {ttl} {max_messages} {max_age} {expected or '*'}"
+    args: list[Any] = [f"{inline}{unsaved}{fresh} {common}", key]  # lua/core.py: packed
+    for item in prepared:
+        args += item[2:]
+    resend = (f"{inline}{unsaved}0 {common}", *args[1:]) if fresh else None
+    keys = config.keyspace.session(key).all()
+    reply = yield Run(lua.APPEND, keys, tuple(args), len(prepared), resend)
+    if not isinstance(reply, bytes | str):  # a status: damage refuses before any write
+        status = yield from session_status(config, reply, key)
+        if status == STALE:
+            raise StaleAppend(key, expected, as_text(reply[1]))
+        raise CodecError(f"APPEND replied with status {status} for session {key!r}", key=key)
+    la, entries, idx = _append_reply(reply)
+    if config.cluster:
+        yield from cluster_index_sync(config, key, split_idx(idx), (), la)
+    return [
+        AppendResult(mid, entry[:-1], entry[-1] == "+")
+        for (mid, *_), entry in zip(prepared, entries, strict=True)
+    ]
+
+
+def _append_reply(reply: bytes | str) -> tuple[str, list[str], bytes | str]:
+    """(last activity, one "<entry id><+|=>" per message, index keys) of APPEND's reply;
+    the index keys stay as sent (``split_idx`` keeps a non-UTF-8 line as bytes)."""
+    if isinstance(reply, str):
+        head, _, idx = reply.partition("\n")
+        la, *entries = head.split(" ")
+        return la, entries, idx
+    raw_head, _, raw_idx = reply.partition(b"\n")
+    la, *entries = raw_head.decode("ascii").split(" ")
+    return la, entries, raw_idx

@@ -71,6 +71,7 @@ __all__ = [
     "encode_message_id",
     "encode_participant",
     "encode_session",
+    "pack_entry",
     "packb",
     "plain_entry",
     "unpackb",
@@ -254,6 +255,22 @@ def encode_entry(
         raise CodecError(str(exc), path="timestamp") from None
     if not isinstance(metadata, dict):
         raise CodecError(f"metadata must be a dict, got {type(metadata).__name__}", path="metadata")
+    return pack_entry(role, content, timestamp, metadata, limits=limits)
+
+
+def pack_entry(
+    role: str,
+    content: str,
+    timestamp: datetime,
+    metadata: dict[str, Any],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+) -> bytes:
+    """:func:`encode_entry` for a caller that has already made sure ``role`` and
+    ``content`` are str, ``timestamp`` an aware UTC datetime and ``metadata`` a dict (the
+    append plan, which checks every message before it sends any): sizes and the metadata's
+    types are still checked here."""
+    check_text_size(content, limits.max_content_bytes, "content", "max_content_bytes")
     check_storable(metadata, "metadata")
     payload = [ENTRY_VERSION, role, content, timestamp, metadata]
     return pack_sized(payload, limits, [(metadata, "metadata")])

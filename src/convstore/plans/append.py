@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from convstore import codec, lua
@@ -53,6 +54,33 @@ def _fresh_ids(count: int) -> list[tuple[str, bytes]]:
     return out
 
 
+def _from_dict(message: Mapping[str, Any]) -> tuple[str, str, datetime, dict[str, Any]]:
+    """(role, content, aware UTC timestamp, a copy of the metadata) of a message dict."""
+    if not _ENTRY_KEYS.issuperset(message):
+        extra = sorted(set(message) - _ENTRY_KEYS)
+        raise ValidationError(
+            f"a message dict has exactly the keys {sorted(_ENTRY_KEYS)}; unexpected {extra}",
+            field="message",
+        )
+    role, content = message.get("role"), message.get("content")
+    if not isinstance(role, str) or not role:
+        raise ValidationError("role must be a non-empty string", field="role")
+    if not isinstance(content, str):
+        raise ValidationError(
+            f"content must be a string, got {type(content).__name__}", field="content"
+        )
+    raw_ts = message.get("timestamp")
+    timestamp = utc_now() if raw_ts is None else to_utc(raw_ts, "timestamp")
+    raw_meta = message.get("metadata")
+    if raw_meta is None:
+        return role, content, timestamp, {}
+    if not isinstance(raw_meta, Mapping):
+        raise ValidationError(
+            f"metadata must be a dict, got {type(raw_meta).__name__}", field="metadata"
+        )
+    return role, content, timestamp, dict(raw_meta)
+
+
 def _prepare(
     config: StoreConfig,
     key: str,
@@ -62,37 +90,18 @@ def _prepare(
     """(message_id, whether it is ``fresh``'s, then APPEND's three arguments: stored id,
     "<timestamp ms>[\t<tool fields>]", payload) for one message; raises before anything
     is sent."""
-    if isinstance(message, AgentCommunicationMessage):
+    if type(message) is dict or (
+        isinstance(message, Mapping) and not isinstance(message, AgentCommunicationMessage)
+    ):
+        role, content, timestamp, metadata = _from_dict(message)
+    elif isinstance(message, AgentCommunicationMessage):
         if message.session_key != key:
             raise ValidationError(
                 f"message.session_key is {message.session_key!r} but it is being appended to {key!r}",
                 field="session_key",
             )
-        role, content, timestamp = message.role, message.content, message.timestamp
-        metadata = message.routing_metadata()
-    elif isinstance(message, Mapping):
-        extra = set(message) - _ENTRY_KEYS
-        if extra:
-            raise ValidationError(
-                f"a message dict has exactly the keys {sorted(_ENTRY_KEYS)}; unexpected {sorted(extra)}",
-                field="message",
-            )
-        raw_role, raw_content = message.get("role"), message.get("content")
-        if not isinstance(raw_role, str) or not raw_role:
-            raise ValidationError("role must be a non-empty string", field="role")
-        if not isinstance(raw_content, str):
-            raise ValidationError(
-                f"content must be a string, got {type(raw_content).__name__}", field="content"
-            )
-        role, content = raw_role, raw_content
-        raw_ts = message.get("timestamp")
-        timestamp = utc_now() if raw_ts is None else to_utc(raw_ts, "timestamp")
-        raw_meta = message.get("metadata")
-        if raw_meta is not None and not isinstance(raw_meta, Mapping):
-            raise ValidationError(
-                f"metadata must be a dict, got {type(raw_meta).__name__}", field="metadata"
-            )
-        metadata = dict(raw_meta or {})
+        role, content = message.role, message.content
+        timestamp, metadata = to_utc(message.timestamp), message.routing_metadata()
     else:
         raise ValidationError(
             "a message is an AgentCommunicationMessage or a dict with role and content, "
@@ -108,7 +117,7 @@ def _prepare(
     else:
         raise ValidationError("metadata.message_id must be a string", field="message_id")
     limits = config.limits
-    payload = codec.encode_entry(role, content, timestamp, metadata, limits=limits)
+    payload = codec.pack_entry(role, content, timestamp, metadata, limits=limits)
     tools = tool_fields(metadata)
     size = len(payload) + len(stored_id) + len(tools)
     if size > limits.max_record_bytes:

@@ -231,7 +231,8 @@ def test_append_sends_ids_timestamps_and_payloads_in_one_script() -> None:
     message = {"role": "user", "content": "hi", "timestamp": NOW, "metadata": {"message_id": "m1"}}
     run = Stepper(plans.append_messages(config(), "k", [message]))
     step = run.first()
-    assert isinstance(step, Run) and step.script is lua.APPEND and step.keys == keys("k")
+    assert isinstance(step, Run) and step.script is lua.APPEND
+    assert step.keys == tuple(k.encode() for k in keys("k"))  # sent as bytes
     assert step.args == (
         # inline, a never saved session refused (the adapter's unsaved_ok is off), an id
         # the caller chose (so the script looks it up), now, no default TTL, no max

@@ -32,7 +32,7 @@ key, and the newline-separated index list in the session hash stays parseable.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from convstore.errors import ValidationError
@@ -80,6 +80,12 @@ class SessionKeys:
     checkpoints: str
     writes: str
     task: str
+    #: ``all()`` as UTF-8 bytes, made once (the names are cached per session): redis-py
+    #: sends bytes as they are, and on asyncio encodes every str argument in Python.
+    encoded: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "encoded", tuple(k.encode() for k in self.all()))
 
     def all(self) -> tuple[str, ...]:
         return (self.session, self.messages, self.ids, self.checkpoints, self.writes, self.task)

@@ -74,9 +74,10 @@ def emit(
             logger.exception("convstore metrics hook failed for %s", name)
 
 
-def key_hash(redis_key: str) -> str:
+def key_hash(redis_key: str | bytes) -> str:
     """A stable, non-reversible label for a session (its keys can hold personal data)."""
-    return hashlib.blake2b(redis_key.encode(), digest_size=8).hexdigest()
+    raw = redis_key if isinstance(redis_key, bytes) else redis_key.encode()
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
 
 
 def log_event(level: int, event: str, fields: Mapping[str, object]) -> None:

@@ -179,7 +179,7 @@ def append_messages(
     for item in prepared:
         args += item[2:]
     resend = (f"{inline}{unsaved}0 {common}", *args[1:]) if fresh else None
-    keys = config.keyspace.session(key).all()
+    keys = config.keyspace.session(key).encoded
     reply = yield Run(lua.APPEND, keys, tuple(args), len(prepared), resend)
     if not isinstance(reply, bytes | str):  # a status: damage refuses before any write
         status = yield from session_status(config, reply, key)

@@ -77,7 +77,7 @@ class Run:
     """
 
     script: lua.Script
-    keys: tuple[str, ...]
+    keys: tuple[str, ...] | tuple[bytes, ...]
     args: tuple[Any, ...]
     messages: int = 0
     resend_args: tuple[Any, ...] | None = None

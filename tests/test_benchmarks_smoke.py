@@ -136,3 +136,15 @@ def test_refuses_remote_and_nonempty(tmp_path: Path) -> None:
         main(["--redis-url", REDIS_URL, "--allow-nonempty", "--namespace", "a b", "--out", "x"])
         == 2
     )
+
+
+def test_floor_study_reports_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m benchmarks.floor`` on its own redis-server: every variant, a ratio each."""
+    from benchmarks import floor
+
+    assert floor.main(["--rounds", "1", "--ops", "10", "--no-pin"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    variants = {"convstore append", "minimal safe append", "XADD-only EVALSHA"}
+    assert set(report["us_per_append"]) == set(report["throughput_vs_xadd_only"]) == variants
+    assert report["throughput_vs_xadd_only"]["XADD-only EVALSHA"] == 1.0
+    assert all(v > 0 for v in report["us_per_append"].values())

@@ -12,6 +12,11 @@ share a hash tag and so one cluster slot. The common arguments are::
     ARGV[3]  now, in microseconds since the epoch (the caller's clock)
     ARGV[4]  the store's default TTL in milliseconds ("0" = none)
 
+APPEND, the hot path, takes them packed into ARGV[1] with its own settings, and the
+member in ARGV[2] (``script(..., packed=True)``, see ``_PACKED_HEADER``). Each script
+carries only the helpers its body uses (:func:`prelude_for`). The index scores are kept
+to :data:`INDEX_RESOLUTION_US` by appends (exact by every other write).
+
 Session hash fields: ``rec`` (msgpack record), ``ident`` (msgpack identity of
 the session owning the key), ``rev`` (revision), ``la`` (last activity, µs),
 ``n`` (messages held), ``lid`` (last stream id assigned), ``idx`` (index keys,

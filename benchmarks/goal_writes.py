@@ -78,6 +78,27 @@ def one_append(b: GoalBench) -> list[Goal]:
     b.per_op.update({f"one append: {k}": v for k, v in per.items()})
     c, s, r = per[CONV], per[SCRIPT], per[RAW]
     peers = [p.name for p in b.peers]
+
+    def cpu_goal(side: str, what: str, note: str = "") -> Goal:
+        """CPU per append on one side (``Sample.client`` or ``.server``) vs raw XADD."""
+        return Goal(
+            f"one append, {what} (vs raw XADD)",
+            c[side] / r[side],
+            "<=",
+            2.0,
+            RAW,
+            c[side],
+            r[side],
+            "µs/msg",
+            runs=[
+                getattr(x, side) / getattr(y, side)
+                for x, y in zip(got[CONV], got[RAW], strict=True)
+                if getattr(y, side)
+            ],
+            peers=_peer_facts({p: per[p][side] for p in peers}, c[side], False),
+            note=note,
+        )
+
     return [
         Goal(
             f"one append, wall (throughput vs {SCRIPT})",
@@ -92,35 +113,8 @@ def one_append(b: GoalBench) -> list[Goal]:
             peers=_peer_facts({p: 1e6 / per[p]["wall"] for p in peers}, 1e6 / c["wall"], True),
             note=f"raw XADD {1e6 / r['wall']:,.0f} msg/s in the same rounds",
         ),
-        Goal(
-            "one append, Redis process CPU (vs raw XADD)",
-            c["server"] / r["server"],
-            "<=",
-            2.0,
-            RAW,
-            c["server"],
-            r["server"],
-            "µs/msg",
-            runs=[
-                x.server / y.server for x, y in zip(got[CONV], got[RAW], strict=True) if y.server
-            ],
-            peers=_peer_facts({p: per[p]["server"] for p in peers}, c["server"], False),
-            note=f"{SCRIPT}: {s['server']:.1f} µs/msg",
-        ),
-        Goal(
-            "one append, client CPU (vs raw XADD)",
-            c["client"] / r["client"],
-            "<=",
-            2.0,
-            RAW,
-            c["client"],
-            r["client"],
-            "µs/msg",
-            runs=[
-                x.client / y.client for x, y in zip(got[CONV], got[RAW], strict=True) if y.client
-            ],
-            peers=_peer_facts({p: per[p]["client"] for p in peers}, c["client"], False),
-        ),
+        cpu_goal("server", "Redis process CPU", note=f"{SCRIPT}: {s['server']:.1f} µs/msg"),
+        cpu_goal("client", "client CPU"),
     ]
 
 

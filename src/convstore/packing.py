@@ -62,8 +62,7 @@ def certainly_plain(data: bytes, budget: int = MAX_DEPTH) -> bool:
 
 def _plain(value: object, depth: int) -> bool:
     """Fast, path-free form of :func:`check_storable` for exact built-in types (the hot path:
-    every message written, and every read the byte scan cannot clear). Scalars inside a
-    container are checked in the loop, without a call each."""
+    every message written, and every read the byte scan cannot clear)."""
     kind = type(value)
     if kind in _PLAIN_SCALARS:
         return True
@@ -72,30 +71,27 @@ def _plain(value: object, depth: int) -> bool:
     if depth >= MAX_DEPTH:
         return False
     if kind is dict:
-        for key, item in value.items():  # type: ignore[attr-defined]
+        for key in value:  # type: ignore[attr-defined]
             if type(key) is not str:
                 return False
-            item_kind = type(item)
-            if item_kind in _PLAIN_SCALARS:
-                continue
-            if item_kind is int:
-                if not _INT_MIN <= item <= _INT_MAX:
-                    return False
-            elif not _plain(item, depth + 1):
-                return False
-        return True
+        return _all_plain(value.values(), depth + 1)  # type: ignore[attr-defined]
     if kind is list or kind is tuple:
-        for item in value:  # type: ignore[attr-defined]
-            item_kind = type(item)
-            if item_kind in _PLAIN_SCALARS:
-                continue
-            if item_kind is int:
-                if not _INT_MIN <= item <= _INT_MAX:
-                    return False
-            elif not _plain(item, depth + 1):
-                return False
-        return True
+        return _all_plain(value, depth + 1)  # type: ignore[arg-type]
     return False
+
+
+def _all_plain(items: Iterable[object], depth: int) -> bool:
+    """:func:`_plain` of every item; scalars are checked here, without a call each."""
+    for item in items:
+        kind = type(item)
+        if kind in _PLAIN_SCALARS:
+            continue
+        if kind is int:
+            if not _INT_MIN <= item <= _INT_MAX:  # type: ignore[operator]
+                return False
+        elif not _plain(item, depth):
+            return False
+    return True
 
 
 def check_storable(value: object, path: str = "metadata", depth: int = 0) -> None:

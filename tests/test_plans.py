@@ -384,3 +384,9 @@ def test_limits_are_checked_before_anything_is_sent() -> None:
     ):
         with pytest.raises(ValidationError, match="use None for all"):
             next(plan)
+
+
+def test_new_message_ids_are_distinct_canonical_uuid4() -> None:
+    ids = plans.new_message_ids(200)
+    assert len(set(ids)) == 200
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)

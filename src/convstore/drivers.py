@@ -26,11 +26,16 @@ from convstore.errors import ConfigurationError
 from convstore.lua import Script
 from convstore.operation import Operation, Reported
 from convstore.plans import Batch, Call, Plan, Run, Step
+from convstore.plans.grouping import plan_sends, replies_of
 from convstore.policies import DEFAULT_RETRY, RetryPolicy, WriteConcern
 
 __all__ = ["AsyncDriver", "SyncDriver"]
 
 T = TypeVar("T")
+
+#: A batch of at least this many steps that finds nothing in flight goes out as two
+#: halves (see ``AsyncDriver._flush``).
+SPLIT_AT = 16
 
 
 def _routing(client: Any, step: Call) -> dict[str, Any]:
@@ -161,7 +166,10 @@ class AsyncDriver(_Driver):
     With ``coalesce=True`` (the default on a standalone server), single steps that
     concurrent tasks await in the same event-loop tick go out together as one
     non-transactional pipeline: each script is still atomic on its own, but 64
-    concurrent appends cost one round trip instead of 64. A lone step is sent as is.
+    concurrent appends cost one round trip instead of 64. With ``group=True`` (the
+    default; never on a cluster) the appends of such a pipeline go as one grouped script
+    call (``plans.grouping``): one command to pack and one reply to read instead of 64,
+    each session's run still atomic and answering for itself. A lone step is sent as is.
     Steps under a write concern are sent on their own (with their WAIT/WAITAOF).
     """
 
@@ -170,6 +178,7 @@ class AsyncDriver(_Driver):
         client: Any,
         *,
         coalesce: bool = True,
+        group: bool = True,
         retry: RetryPolicy | None = DEFAULT_RETRY,
         concern: WriteConcern | None = None,
         cluster: bool = False,
@@ -184,6 +193,7 @@ class AsyncDriver(_Driver):
                 "RedisCluster client (use the blocking ConversationStore on a cluster)"
             )
         self._coalesce = coalesce
+        self._group = group and not cluster
         self._pending: list[tuple[Call | Run, asyncio.Future[Any]]] = []
         self._flushing: set[asyncio.Task[None]] = set()
 
@@ -255,27 +265,25 @@ class AsyncDriver(_Driver):
         return await pipe.execute()
 
     def _flush(self) -> None:
+        """Send what the tasks of this tick are waiting for. A large batch that finds the
+        server idle goes out as two halves, on two connections: from then on the tasks
+        form two cohorts, and the client prepares one cohort's next steps while the server
+        runs the other's (the client, not Redis, is the slower side of an async append)."""
         batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._send_batch(batch))
-        self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)
+        size = len(batch)
+        if not self._flushing and size >= SPLIT_AT:
+            size = (size + 1) // 2
+        for start in range(0, len(batch), size):
+            task = asyncio.ensure_future(self._send_batch(batch[start : start + size]))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
 
     async def _send_batch(self, batch: list[tuple[Call | Run, asyncio.Future[Any]]]) -> None:
         try:
             if len(batch) == 1:
                 replies: list[Any] = [await self._send(batch[0][0])]
             else:
-                pipe = self.client.pipeline(transaction=False)
-                for step, _ in batch:
-                    if isinstance(step, Call):
-                        pipe.execute_command(*step.args)
-                    else:  # plain EVALSHA: a NOSCRIPT reply is retried below, with loading
-                        sha = self._script(step.script).sha
-                        pipe.execute_command("EVALSHA", sha, len(step.keys), *step.keys, *step.args)
-                replies = await pipe.execute(raise_on_error=False)
-                for index, ((step, _), reply) in enumerate(zip(batch, replies, strict=True)):
-                    if isinstance(reply, rex.NoScriptError):
-                        replies[index] = await self._send(step)
+                replies = await self._send_grouped([step for step, _ in batch])
         except BaseException as exc:  # every waiter must hear about it, then it propagates
             for _, future in batch:  # each waiter's own run() decides whether its step is retried
                 if not future.done():
@@ -290,3 +298,22 @@ class AsyncDriver(_Driver):
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
+
+    async def _send_grouped(self, steps: list[Call | Run]) -> list[Any]:
+        """One pipeline for ``steps``, the groupable runs of several sessions folded into
+        one grouped call each (``plans.grouping``); each step's own reply, in order."""
+        sends = plan_sends(steps) if self._group else [(step, (i,)) for i, step in enumerate(steps)]
+        pipe = self.client.pipeline(transaction=False)
+        for step, _ in sends:
+            if isinstance(step, Call):
+                pipe.execute_command(*step.args)
+            else:  # plain EVALSHA: a NOSCRIPT reply is retried below, with loading
+                sha = self._script(step.script).sha
+                pipe.execute_command("EVALSHA", sha, len(step.keys), *step.keys, *step.args)
+        replies: list[Any] = [None] * len(steps)
+        for send, reply in zip(sends, await pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(reply, rex.NoScriptError):
+                reply = await self._send(send[0])
+            for index, own in zip(send[1], replies_of(send, reply), strict=True):
+                replies[index] = own
+        return replies

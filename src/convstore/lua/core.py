@@ -51,7 +51,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["INDEX_RESOLUTION_US", "LAYOUT_VERSION", "PRELUDE", "Script", "prelude_for", "script"]
+__all__ = [
+    "INDEX_RESOLUTION_US",
+    "LAYOUT_VERSION",
+    "PRELUDE",
+    "Script",
+    "grouped_source",
+    "prelude_for",
+    "script",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,9 @@ class Script:
     source: str
     idempotent: bool = False
     writes: bool = True
+    #: The same body run once per session for several sessions in one call (see
+    #: :func:`grouped_source`); set on the hot path, APPEND, for the asyncio driver.
+    grouped: Script | None = None
 
 
 #: Stored layout of a session's stream (see the module docstring); the session hash
@@ -91,15 +102,44 @@ local INLINE, MEMBER, NOW, TTL_DEFAULT = ARGV[1] == '1', ARGV[2], ARGV[3], ARGV[
 # always does), so six arguments folded into one cost less than they carry. ARGV[1] is
 # "<inline><unsaved_ok><fresh> <now> <default ttl> <max messages> <max age ms> <expect_last>"
 # (flags "0"/"1"; expect_last "*" for none), ARGV[2] the member; the script's own from [3].
-_PACKED_HEADER = (
-    _CONSTANTS
-    + r"""local H, S, IDS = KEYS[1], KEYS[2], KEYS[3]
-local FLAGS, NOW, TTL_DEFAULT, MAX_MESSAGES, MAX_AGE, EXPECT = string.match(
-  ARGV[1], '^(%d%d%d) (%-?%d+) (%d+) (%d+) (%d+) (%S+)$')
-local INLINE, MEMBER = string.sub(FLAGS, 1, 1) == '1', ARGV[2]
-local UNSAVED_OK, FRESH = string.sub(FLAGS, 2, 2) == '1', string.sub(FLAGS, 3, 3) == '1'
-"""
+# The names it sets, then the statements that set them (a grouped script sets them again
+# for each session).
+_PACKED_NAMES = (
+    "H, S, IDS, FLAGS, NOW, TTL_DEFAULT, MAX_MESSAGES, MAX_AGE, EXPECT, INLINE, MEMBER, "
+    "UNSAVED_OK, FRESH"
 )
+_PACKED_SETS = r"""H, S, IDS = KEYS[1], KEYS[2], KEYS[3]
+FLAGS, NOW, TTL_DEFAULT, MAX_MESSAGES, MAX_AGE, EXPECT = string.match(
+  ARGV[1], '^(%d%d%d) (%-?%d+) (%d+) (%d+) (%d+) (%S+)$')
+INLINE, MEMBER = string.sub(FLAGS, 1, 1) == '1', ARGV[2]
+UNSAVED_OK, FRESH = string.sub(FLAGS, 2, 2) == '1', string.sub(FLAGS, 3, 3) == '1'
+"""
+_PACKED_HEADER = _CONSTANTS + f"local {_PACKED_NAMES}\n" + _PACKED_SETS
+
+# A grouped script: ARGV[1] lists "<keys>,<args>" per session, then come the sessions' own
+# KEYS and ARGV in that order. The body runs once per session, under pcall, so a Lua or
+# Redis error in one session's run is that session's reply (an error element) and the
+# others still run, exactly as if each had been its own call; its reply is the array of
+# the sessions' replies.
+_GROUPED_HEAD = r"""local ALL_KEYS, ALL_ARGV = KEYS, ARGV
+local KEYS, ARGV = {}, {}
+"""
+_GROUPED_LOOP = r"""local replies, k, a = {}, 0, 1
+for nk, na in string.gmatch(ALL_ARGV[1], '(%d+),(%d+)') do
+  KEYS, ARGV = {}, {}
+  for i = 1, tonumber(nk) do KEYS[i] = ALL_KEYS[k + i] end
+  for i = 1, tonumber(na) do ARGV[i] = ALL_ARGV[a + i] end
+  k, a = k + tonumber(nk), a + tonumber(na)
+"""
+_GROUPED_TAIL = r"""  local ok, reply = pcall(run_one)
+  if not ok then
+    if type(reply) == 'table' and reply.err then reply = reply.err else reply = 'ERR ' .. tostring(reply) end
+    reply = redis.error_reply(reply)
+  end
+  replies[#replies + 1] = reply
+end
+return replies
+"""
 
 # The helpers, in definition order, one top-level definition group per paragraph (a blank
 # line ends one). A script gets only those its body uses, directly or through another
@@ -274,20 +314,57 @@ _HELPERS = tuple(
 PRELUDE = _HEADER + "\n".join(chunk for _, chunk in _HELPERS)
 
 
-def prelude_for(body: str, *, packed: bool = False) -> str:
-    """The common names and the helpers ``body`` uses (directly or through a helper)."""
+def _helpers_for(body: str) -> str:
+    """The helpers ``body`` uses, directly or through a helper, in definition order."""
     text, chosen = body, []
     for names, chunk in reversed(_HELPERS):  # a helper only uses helpers defined before it
         if re.search(r"\b(?:" + "|".join(names) + r")\b", text):
             chosen.append(chunk)
             text += chunk
-    return (_PACKED_HEADER if packed else _HEADER) + "\n".join(reversed(chosen))
+    return "\n".join(reversed(chosen))
+
+
+def prelude_for(body: str, *, packed: bool = False) -> str:
+    """The common names and the helpers ``body`` uses (directly or through a helper)."""
+    return (_PACKED_HEADER if packed else _HEADER) + _helpers_for(body)
+
+
+def grouped_source(body: str) -> str:
+    """A packed script's ``body`` run for each of several sessions in one call (see
+    ``_GROUPED_HEAD``): one round trip and one script dispatch for many sessions' appends."""
+    helpers = _helpers_for(body)
+    reset = "  IDX_PREFIX = nil\n" if "IDX_PREFIX" in helpers else ""  # per session's namespace
+    return (
+        _CONSTANTS
+        + _GROUPED_HEAD
+        + f"local {_PACKED_NAMES}\n"
+        + helpers
+        + "\nlocal function run_one()\n"
+        + _PACKED_SETS
+        + body
+        + "end\n"
+        + _GROUPED_LOOP
+        + reset
+        + _GROUPED_TAIL
+    )
 
 
 def script(
-    name: str, body: str, *, idempotent: bool = False, writes: bool = True, packed: bool = False
+    name: str,
+    body: str,
+    *,
+    idempotent: bool = False,
+    writes: bool = True,
+    packed: bool = False,
+    grouped: bool = False,
 ) -> Script:
     """A session script: ``body`` runs after the common names and the helpers it uses
     (:func:`prelude_for`; :data:`PRELUDE` has them all). ``packed``: the common arguments
-    arrive packed in ARGV[1] (see ``_PACKED_HEADER``)."""
-    return Script(name, prelude_for(body, packed=packed) + body, idempotent, writes)
+    arrive packed in ARGV[1] (see ``_PACKED_HEADER``). ``grouped`` (packed scripts only):
+    also build the variant that runs the body for several sessions in one call."""
+    if grouped and not packed:
+        raise ValueError(f"script {name!r}: only a packed script can be grouped")
+    group = None
+    if grouped:
+        group = Script(f"{name}_grouped", grouped_source(body), idempotent, writes)
+    return Script(name, prelude_for(body, packed=packed) + body, idempotent, writes, group)

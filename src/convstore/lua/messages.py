@@ -112,6 +112,7 @@ return la .. ' ' .. table.concat(out, ' ') .. '\n' .. idx
 """,
     idempotent=True,
     packed=True,
+    grouped=True,
 )
 
 

@@ -1,0 +1,102 @@
+"""Several sessions' steps of one groupable script (APPEND) as one grouped call.
+
+The asyncio driver gathers the steps that concurrent tasks await in one event-loop tick
+(``convstore.drivers.AsyncDriver``). A pipeline of 64 APPENDs costs redis-py 64
+commands to pack and 64 replies to read, and Redis 64 script dispatches; the same 64 as
+one call of the grouped script (``lua.core.grouped_source``) cost one of each. Each
+session's run is still atomic on its own and answers for itself: its reply, status or
+error is exactly what its own call would have given. Only standalone servers group: a
+grouped call's keys span many cluster slots.
+
+Sans-IO: :func:`plan_sends` says what to send for a batch of steps and which steps each
+send answers; :func:`replies_of` hands each step its own reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from convstore.errors import CodecError
+from convstore.plans.steps import Call, Run
+
+__all__ = ["MAX_GROUP_ARGS", "MAX_GROUP_SESSIONS", "Send", "group_runs", "plan_sends", "replies_of"]
+
+#: At most this many steps in one grouped call: bounded script time, so one call never
+#: holds the server much longer than the pipeline it replaces.
+MAX_GROUP_SESSIONS = 128
+#: At most this many arguments in one grouped call (a batch append of many messages is
+#: sent on its own rather than inflate a group).
+MAX_GROUP_ARGS = 4096
+
+#: One send: the step to send and the indexes (in the batch) of the steps it answers;
+#: a grouped send answers several, any other send exactly one.
+Send = tuple[Call | Run, tuple[int, ...]]
+
+
+def group_runs(runs: Sequence[Run]) -> Run:
+    """One call of the grouped script for ``runs`` (all of the same groupable script):
+    ARGV[1] lists "<keys>,<args>" per run, then each run's keys and arguments in order."""
+    grouped = runs[0].script.grouped
+    if grouped is None or any(run.script is not runs[0].script for run in runs):
+        raise ValueError("group_runs takes runs of one groupable script")
+    header = " ".join(f"{len(run.keys)},{len(run.args)}" for run in runs)
+    keys: list[Any] = []
+    args: list[Any] = [header]
+    for run in runs:
+        keys += run.keys
+        args += run.args
+    return Run(grouped, tuple(keys), tuple(args), sum(run.messages for run in runs))
+
+
+def plan_sends(steps: Sequence[Call | Run]) -> list[Send]:
+    """What to send for ``steps``: each groupable run that fits a group goes in one grouped
+    call with the others of its script (in their order, up to the group limits); every
+    other step is sent as it is. Concurrent tasks' steps have no order between them, so
+    moving a step into a group changes nothing any task can observe."""
+    sends: list[Send] = []
+    pending: dict[str, list[int]] = {}
+    for index, step in enumerate(steps):
+        if (
+            isinstance(step, Run)
+            and step.script.grouped is not None
+            and len(step.args) < MAX_GROUP_ARGS
+        ):
+            pending.setdefault(step.script.name, []).append(index)
+        else:
+            sends.append((step, (index,)))
+    for indexes in pending.values():
+        chunk: list[int] = []
+        size = 1
+        for index in indexes:
+            width = len(steps[index].args)
+            if chunk and (len(chunk) >= MAX_GROUP_SESSIONS or size + width > MAX_GROUP_ARGS):
+                sends.append(_send_of(steps, chunk))
+                chunk, size = [], 1
+            chunk.append(index)
+            size += width
+        sends.append(_send_of(steps, chunk))
+    return sends
+
+
+def _send_of(steps: Sequence[Call | Run], indexes: list[int]) -> Send:
+    if len(indexes) == 1:
+        return steps[indexes[0]], (indexes[0],)
+    runs = [steps[i] for i in indexes]
+    return group_runs([run for run in runs if isinstance(run, Run)]), tuple(indexes)
+
+
+def replies_of(send: Send, reply: Any) -> list[Any]:
+    """The reply of each step a send answers, in its order. A grouped reply is a list of
+    the runs' own replies (an error element, an exception instance, is that run's error);
+    an error of the whole call (an exception) is every run's error."""
+    step, indexes = send
+    if len(indexes) == 1 or isinstance(reply, BaseException):
+        return [reply] * len(indexes)
+    if not isinstance(reply, list) or len(reply) != len(indexes):
+        got = f"{len(reply)} replies" if isinstance(reply, list) else type(reply).__name__
+        raise CodecError(
+            f"the grouped script {step.script.name if isinstance(step, Run) else step!r} "
+            f"answered {len(indexes)} sessions with {got}"
+        )
+    return reply

@@ -1,4 +1,5 @@
-"""How close one append can get to an XADD-only script: the floor under issue 11's wall goal.
+"""How close one append can get to an XADD-only script and to a raw XADD: the floor under
+issue 11's wall and Redis CPU goals.
 
 ``python -m benchmarks.floor [--rounds 8] [--ops 400] [--no-pin]``
 
@@ -12,11 +13,14 @@ Three ways to store one message, interleaved on a private pinned redis-server
   the message with convstore's codec and makes a uuid4; the script reads the session
   hash, looks the id up, XADDs, records the id and updates the counters. No damage
   checks, no retention, no indexes, no TTL, no compare-and-append.
-- **XADD-only EVALSHA**: the goal's baseline (``return redis.call('XADD', ...)`` with a
-  raw msgpack payload).
+- **XADD-only EVALSHA**: the wall goal's baseline (``return redis.call('XADD', ...)`` with
+  a raw msgpack payload).
+- **raw XADD**: the CPU goals' baseline (``XADD key * d <msgpack>``).
 
-The goal asks convstore for >= 0.85x the baseline's throughput; the minimal row shows
-what the unavoidable work alone leaves.
+Each variant reports wall time, client CPU (this process) and Redis CPU (the server
+process's user + system time, ``INFO cpu``) per append. The goals ask convstore for
+>= 0.85x the XADD-only script's throughput and <= 2x raw XADD's Redis CPU; the minimal
+row shows what the unavoidable work alone leaves.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from datetime import UTC, datetime
 
 import redis
 
+from benchmarks.baselines import RawStream
 from benchmarks.common import make_messages, raw_payload
-from benchmarks.server import can_pin, pinned_client, start_server
+from benchmarks.server import can_pin, pinned_client, server_cpu, start_server
 from benchmarks.workloads import new_session
 from convstore import ConversationStore, codec
 from convstore.plans import new_message_ids
@@ -49,8 +54,9 @@ return id
 XADD_ONLY = "return redis.call('XADD', KEYS[1], '*', 'd', ARGV[1])"
 
 
-def measure(client: redis.Redis, rounds: int, ops: int) -> dict[str, float]:
-    """Median µs per append of each variant, interleaved (the order reversed every round)."""
+def measure(client: redis.Redis, rounds: int, ops: int) -> dict[str, dict[str, float]]:
+    """Median µs per append of each variant (wall, client CPU, Redis CPU), interleaved (the
+    order reversed every round)."""
     store = ConversationStore(client, namespace="floor")
     msgs = make_messages(ops)
     dicts = [{"role": m.role, "content": m.content, "metadata": m.metadata} for m in msgs]
@@ -76,22 +82,42 @@ def measure(client: redis.Redis, rounds: int, ops: int) -> dict[str, float]:
         for m in msgs:
             client.execute_command("EVALSHA", xadd_only, 1, key, raw_payload(m))
 
+    raw = RawStream(client, "floor:raw")
+
+    def raw_xadd() -> None:
+        session = f"r{next(serial)}"
+        for m in msgs:
+            raw.append(session, m)
+
     variants: dict[str, Callable[[], None]] = {
         "convstore append": convstore,
         "minimal safe append": minimal_safe,
         "XADD-only EVALSHA": baseline,
+        "raw XADD": raw_xadd,
     }
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    costs: dict[str, dict[str, list[float]]] = {
+        name: {"wall": [], "client": [], "server": []} for name in variants
+    }
     names = list(variants)
     for r in range(rounds + 1):  # round 0 warms up
         for name in names if r % 2 == 0 else reversed(names):
-            started = time.perf_counter()
+            s0, c0, w0 = server_cpu(client), time.process_time(), time.perf_counter()
             variants[name]()
+            w1, c1, s1 = time.perf_counter(), time.process_time(), server_cpu(client)
             if r:
-                times[name].append((time.perf_counter() - started) / ops * 1e6)
+                for what, value in (("wall", w1 - w0), ("client", c1 - c0), ("server", s1 - s0)):
+                    costs[name][what].append(value / ops * 1e6)
     for key in client.scan_iter(match="floor:*", count=1000):
         client.delete(key)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {
+        name: {what: statistics.median(values) for what, values in by.items()}
+        for name, by in costs.items()
+    }
+
+
+def _ratio(value: float, base: float) -> float | None:
+    """``value / base``; None when the base is below the clock's resolution (tiny runs)."""
+    return round(value / base, 2) if base > 0 else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,13 +135,21 @@ def main(argv: list[str] | None = None) -> int:
             per_append = measure(redis.Redis(port=server.port), a.rounds, a.ops)
     finally:
         server.stop()
-    base = per_append["XADD-only EVALSHA"]
+    script, raw = per_append["XADD-only EVALSHA"], per_append["raw XADD"]
     report = {
         "pinned": pin,
         "rounds": a.rounds,
         "ops_per_round": a.ops,
-        "us_per_append": {k: round(v, 1) for k, v in per_append.items()},
-        "throughput_vs_xadd_only": {k: round(base / v, 3) for k, v in per_append.items()},
+        "us_per_append": {k: {w: round(x, 1) for w, x in v.items()} for k, v in per_append.items()},
+        "throughput_vs_xadd_only": {
+            k: round(script["wall"] / v["wall"], 3) for k, v in per_append.items()
+        },
+        "redis_cpu_vs_raw_xadd": {
+            k: _ratio(v["server"], raw["server"]) for k, v in per_append.items()
+        },
+        "client_cpu_vs_raw_xadd": {
+            k: _ratio(v["client"], raw["client"]) for k, v in per_append.items()
+        },
     }
     print(json.dumps(report, indent=1))
     return 0

@@ -114,8 +114,15 @@ class GoalBench:
         keys = self.store.config.keyspace.session(key)
         return keys.messages, keys.ids, keys.session
 
-    def astore(self, client: redis.asyncio.Redis) -> AsyncConversationStore:
-        return AsyncConversationStore(client, namespace=self.prefix)
+    def astore(self) -> AsyncConversationStore:
+        """The asyncio store as a user builds it, ``from_url`` (with the ``hiredis`` extra
+        installed, its connections pack commands with hiredis)."""
+        return AsyncConversationStore.from_url(
+            self.url,
+            namespace=self.prefix,
+            socket_timeout=OPTIONS["socket_timeout"],
+            socket_connect_timeout=OPTIONS["socket_connect_timeout"],
+        )
 
     def sample(self, variant: str, fn: Callable[[], Any], ops: int) -> Sample:
         """Run ``fn`` once (``ops`` operations) and record its costs under ``variant``."""

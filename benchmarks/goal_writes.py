@@ -10,10 +10,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio
-
 from benchmarks.common import BATCH, make_messages, raw_payload
-from benchmarks.goal_bench import OPTIONS, Goal, GoalBench, Sample, as_dicts, interleaved, med
+from benchmarks.goal_bench import Goal, GoalBench, Sample, as_dicts, interleaved, med
 from benchmarks.goal_peers import GoalPeer
 from benchmarks.server import commandstats, stats_delta
 from benchmarks.workloads import new_session
@@ -172,8 +170,7 @@ def async_goals(b: GoalBench) -> list[Goal]:
     dicts = as_dicts(msgs)
     total = n_sessions * per
     runner = asyncio.Runner()
-    aclient = redis.asyncio.Redis.from_url(b.url, **OPTIONS)
-    astore = b.astore(aclient)
+    astore = b.astore()
 
     async def conv_async() -> None:
         keys = [await astore.sessions.save(_session(b, "as")) for _ in range(n_sessions)]
@@ -228,7 +225,7 @@ def async_goals(b: GoalBench) -> list[Goal]:
         interleaved(variants, b.size.rounds)
         for peer in b.peers:
             runner.run(peer.aclose())
-        runner.run(aclient.aclose())
+        runner.run(astore.aclose())
     finally:
         runner.close()
     per_round = [x / y for x, y in zip(rates["async"], rates["sync"], strict=True)]

@@ -144,7 +144,11 @@ def test_floor_study_reports_every_variant(capsys: pytest.CaptureFixture[str]) -
 
     assert floor.main(["--rounds", "1", "--ops", "10", "--no-pin"]) == 0
     report = json.loads(capsys.readouterr().out)
-    variants = {"convstore append", "minimal safe append", "XADD-only EVALSHA"}
+    variants = {"convstore append", "minimal safe append", "XADD-only EVALSHA", "raw XADD"}
     assert set(report["us_per_append"]) == set(report["throughput_vs_xadd_only"]) == variants
+    assert set(report["redis_cpu_vs_raw_xadd"]) == set(report["client_cpu_vs_raw_xadd"]) == variants
     assert report["throughput_vs_xadd_only"]["XADD-only EVALSHA"] == 1.0
-    assert all(v > 0 for v in report["us_per_append"].values())
+    for costs in report["us_per_append"].values():
+        assert set(costs) == {"wall", "client", "server"}
+        assert costs["wall"] > 0 and costs["client"] >= 0 and costs["server"] >= 0
+    assert report["client_cpu_vs_raw_xadd"]["raw XADD"] in (1.0, None)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio
+import redis.asyncio.connection
 
 from convstore import (
     AsyncConversationStore,
@@ -528,7 +529,7 @@ async def test_configuration_sources(monkeypatch: pytest.MonkeyPatch) -> None:
 
     tls = ContextEngineStore(url="rediss://user:pw@cache.example:6380/2")
     pool = tls.client.connection_pool
-    assert pool.connection_class.__name__ == "SSLConnection"
+    assert issubclass(pool.connection_class, redis.asyncio.connection.SSLConnection)
     assert (pool.connection_kwargs["username"], pool.connection_kwargs["password"]) == (
         "user",
         "pw",

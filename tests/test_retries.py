@@ -201,6 +201,64 @@ async def test_coalesced_retry_never_resends_another_tasks_unsafe_step() -> None
     assert client.sent.count(("HMGET", "k", "f")) == 2  # the pipeline, then its own retry
 
 
+class GroupingAsyncClient:
+    """An asyncio client whose first pipeline is lost after it was sent; it answers a
+    grouped script call with one reply per session, as the server would."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+        self.lost = False
+
+    def register_script(self, source: str) -> Any:
+        return type("Registered", (), {"sha": "grouped" if "pcall(run_one)" in source else "one"})()
+
+    async def execute_command(self, *args: Any) -> Any:
+        self.sent.append(args)
+        return b"OK"
+
+    def pipeline(self, transaction: bool = False) -> GroupingAsyncClient.Pipe:
+        return GroupingAsyncClient.Pipe(self)
+
+    class Pipe:
+        def __init__(self, owner: GroupingAsyncClient) -> None:
+            self.owner, self.queued = owner, []
+
+        def execute_command(self, *args: Any) -> None:
+            self.queued.append(args)
+
+        async def execute(self, raise_on_error: bool = True) -> list[Any]:
+            self.owner.sent.extend(self.queued)
+            if not self.owner.lost:
+                self.owner.lost = True
+                raise LOST
+            return [
+                [b"OK"] * len(args[3 + int(args[2])].split()) if args[1] == "grouped" else b"OK"
+                for args in self.queued
+            ]
+
+
+async def test_a_lost_grouped_call_is_retried_by_each_session_with_its_resend_arguments() -> None:
+    client = GroupingAsyncClient()
+    driver = AsyncDriver(client, retry=FAST)
+    steps = [Run(lua.APPEND, (f"k{i}",), ("first", f"m{i}"), 1, ("again", f"m{i}")) for i in range(3)]
+    results = await asyncio.gather(*(driver.run(one_run(step)) for step in steps))
+    assert results == [b"OK"] * 3
+    first, *retries = client.sent
+    assert first[:5] == ("EVALSHA", "grouped", 3, "k0", "k1")  # one call for the three
+    assert first[6:] == ("1,2 1,2 1,2", "first", "m0", "first", "m1", "first", "m2")
+    # each session re-sent its own step once, with its re-send arguments (the id lookup on)
+    resent = [args for args in retries if args[1] == "grouped"]
+    assert len(resent) == 1 and resent[0][6:] == (
+        "1,2 1,2 1,2",
+        "again",
+        "m0",
+        "again",
+        "m1",
+        "again",
+        "m2",
+    )
+
+
 # --------------------------------------------------------------------------- clients
 
 

@@ -88,7 +88,12 @@ LAYOUT_VERSION = 3
 #: activity (``plans.list_sessions``) read ``la`` itself and order by that.
 INDEX_RESOLUTION_US = 1_000_000
 
-_CONSTANTS = f"local LAYOUT, INDEX_RESOLUTION = '{LAYOUT_VERSION}', {INDEX_RESOLUTION_US}\n"
+_RESOLUTION_DIGITS = len(str(INDEX_RESOLUTION_US)) - 1
+assert INDEX_RESOLUTION_US == 10**_RESOLUTION_DIGITS, "index_moves compares decimal digits"
+_CONSTANTS = (
+    f"local LAYOUT, INDEX_RESOLUTION, RESOLUTION_DIGITS = "
+    f"'{LAYOUT_VERSION}', {INDEX_RESOLUTION_US}, {_RESOLUTION_DIGITS}\n"
+)
 
 _HEADER = (
     _CONSTANTS
@@ -173,6 +178,7 @@ local function well_formed(name, v)
   end
   if name == 'la' then
     if #v > 40 or not string.find(v, '^%-?%d+$') then return false end
+    if #v <= 17 then return true end  -- |la| < 10^17 µs: inside the years 1-9999
     local x = tonumber(v)
     return x > -62135596000000000 and x < 253402300000000000
   end
@@ -185,25 +191,34 @@ end
 -- HMGET of the session hash; a field in a format convstore never writes gives
 -- nil, {-4, field, value} (return it: the script has written nothing yet)
 local function read_fields(...)
-  local names = {...}
-  local f = redis.call('HMGET', H, unpack(names))
-  for i, name in ipairs(names) do
+  local f, names = redis.call('HMGET', H, ...), {...}
+  for i = 1, #names do
     local v = f[i]
-    if v and not well_formed(name, v) then return nil, {-4, name, string.sub(v, 1, 80)} end
+    if v and not well_formed(names[i], v) then return nil, {-4, names[i], string.sub(v, 1, 80)} end
   end
   return f
 end
 
 -- ttl: the session's own 'ttl' field (nil = the store default)
 local function refresh_ttl(ttl)
-  ttl = tonumber(ttl or TTL_DEFAULT)
+  ttl = ttl or TTL_DEFAULT
+  if ttl == '0' then return end
+  ttl = tonumber(ttl)
   if ttl and ttl > 0 then
     for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
   end
 end
 
+-- a < b for two decimal integers as text (as read_fields checks them): compared as text
+-- when both have the same length and no sign, else as numbers (Lua's tonumber is strtod,
+-- which costs an append more than some of its Redis commands)
+local function num_lt(a, b)
+  if #a == #b and string.byte(a) ~= 45 and string.byte(b) ~= 45 then return a < b end
+  return tonumber(a) < tonumber(b)
+end
+
 local function later(a, b)
-  if (not a) or tonumber(b) > tonumber(a) then return b end
+  if (not a) or num_lt(a, b) then return b end
   return a
 end
 
@@ -214,10 +229,14 @@ local function touch_indexes(la, idx)
 end
 
 -- whether moving last activity from `old` to `new` (µs, text) must update the indexes:
--- when it enters another INDEX_RESOLUTION bucket (beyond 2^53 µs, in the year 2255,
--- doubles are inexact: always)
+-- when it enters another INDEX_RESOLUTION bucket. Two unsigned texts of one length are
+-- in one bucket when all but their last RESOLUTION_DIGITS digits agree; else as numbers
+-- (beyond 2^53 µs, in the year 2255, doubles are inexact: always)
 local function index_moves(old, new)
   if not old then return true end
+  if #old == #new and string.byte(old) ~= 45 and string.byte(new) ~= 45 then
+    return string.sub(old, 1, -RESOLUTION_DIGITS - 1) ~= string.sub(new, 1, -RESOLUTION_DIGITS - 1)
+  end
   local a, b = tonumber(old), tonumber(new)
   if b >= 9007199254740992 or a <= -9007199254740992 then return true end
   return math.floor(a / INDEX_RESOLUTION) ~= math.floor(b / INDEX_RESOLUTION)
@@ -314,14 +333,44 @@ _HELPERS = tuple(
 PRELUDE = _HEADER + "\n".join(chunk for _, chunk in _HELPERS)
 
 
-def _helpers_for(body: str) -> str:
-    """The helpers ``body`` uses, directly or through a helper, in definition order."""
-    text, chosen = body, []
-    for names, chunk in reversed(_HELPERS):  # a helper only uses helpers defined before it
-        if re.search(r"\b(?:" + "|".join(names) + r")\b", text):
+#: Helpers built when they are called rather than on every run of a script that might
+#: call them: retention, which most appends never reach (Lua builds a closure for every
+#: local function of a script on every run; trim_oldest and the four helpers only it
+#: uses cost an append as much as an HSET).
+_LAZY = frozenset({"trim_oldest"})
+
+
+def _uses(text: str, names: tuple[str, ...]) -> bool:
+    return re.search(r"\b(?:" + "|".join(names) + r")\b", text) is not None
+
+
+def _closure(text: str, helpers: list[tuple[tuple[str, ...], str]]) -> list[str]:
+    """The chunks of ``helpers`` that ``text`` uses, directly or through another."""
+    chosen = []
+    for names, chunk in reversed(helpers):  # a helper only uses helpers defined before it
+        if _uses(text, names):
             chosen.append(chunk)
             text += chunk
-    return "\n".join(reversed(chosen))
+    return chosen[::-1]
+
+
+def _helpers_for(body: str) -> str:
+    """The helpers ``body`` uses, directly or through a helper, in definition order; a
+    :data:`_LAZY` helper and what only it uses go in a function built when it is called."""
+    eager_pool = [h for h in _HELPERS if not set(h[0]) & _LAZY]
+    eager = _closure(body, eager_pool)
+    out = list(eager)
+    for names, chunk in _HELPERS:
+        if set(names) & _LAZY and _uses(body + "".join(eager), names):
+            inner = [c for c in _closure(chunk, eager_pool) if c not in eager]
+            (name,) = set(names) & _LAZY
+            out.append(
+                f"local {name} = function(...)  -- built when called (see lua/core.py _LAZY)\n"
+                + "".join(inner)
+                + chunk
+                + f"return {name}(...)\nend\n"
+            )
+    return "\n".join(out)
 
 
 def prelude_for(body: str, *, packed: bool = False) -> str:

@@ -33,10 +33,14 @@ if index_moves(f[5], la) then
   if bad then return bad end
   idx = idx[1]
 end
+-- the newest entry id: its milliseconds kept as text (compared with num_lt, never
+-- parsed), canonical (a damaged '0012' would make ids that differ from XADD's as text)
 local lid = f[2] or '0-0'
 local dash = string.find(lid, '-', 1, true)
-local lms, lseq = tonumber(string.sub(lid, 1, dash - 1)), tonumber(string.sub(lid, dash + 1))
-local n = tonumber(f[7] or '0')
+local lms, lseq = string.sub(lid, 1, dash - 1), tonumber(string.sub(lid, dash + 1))
+if dash > 2 and string.byte(lms) == 48 then lms = string.format('%d', tonumber(lms)) end
+local n0 = tonumber(f[7] or '0')
+local n = n0
 local out, fresh, pairs_, known, retry, mids = {}, {}, {}, {}, not FRESH, {}
 -- FRESH: the first send of ids the caller generated, which nothing can have stored yet;
 -- else retried ids first: a damaged ids entry refuses before any write
@@ -65,9 +69,9 @@ for i = 3, #ARGV, 3 do
   else
     local at = ARGV[i + 1]
     local tab = string.find(at, '\t', 1, true)
-    local ms = tonumber(tab and string.sub(at, 1, tab - 1) or at)
-    if ms > lms then lms, lseq = ms, 0 else lseq = lseq + 1 end
-    local id = string.format('%d-%d', lms, lseq)
+    local ms = tab and string.sub(at, 1, tab - 1) or at
+    if num_lt(lms, ms) then lms, lseq = ms, 0 else lseq = lseq + 1 end
+    local id = string.format('%s-%d', lms, lseq)
     if not tab then
       redis.call('XADD', S, id, 'm', mid, 'd', ARGV[i + 2])
     else
@@ -85,22 +89,24 @@ for i = 3, #ARGV, 3 do
   end
 end
 if #pairs_ > 0 then redis.call('HSET', IDS, unpack(pairs_)) end
-local max_n = tonumber(f[3] or MAX_MESSAGES)
+local max_n = f[3] or MAX_MESSAGES
+max_n = max_n ~= '0' and tonumber(max_n) or 0
 if max_n > 0 and n > max_n then
   n = redis.call('XLEN', S)  -- the stream's own count: a stale 'n' must never drop too many
   if n > max_n then
     n = trim_oldest(redis.call('XRANGE', S, '-', '+', 'COUNT', n - max_n), n)
   end
 end
-local max_age = tonumber(f[4] or MAX_AGE)
+local max_age = f[4] or MAX_AGE
+max_age = max_age ~= '0' and tonumber(max_age) or 0
 if max_age > 0 then
   local min_ms = math.floor(tonumber(NOW) / 1000) - max_age
-  if min_ms > lms then min_ms = lms end  -- the newest message always stays
+  if min_ms > tonumber(lms) then min_ms = tonumber(lms) end  -- the newest message always stays
   local old = redis.call('XRANGE', S, '-', '(' .. string.format('%d-0', min_ms))
   if #old > 0 then n = trim_oldest(old, n) end
 end
-local newest = string.format('%d-%d', lms, lseq)
-if f[8] or tonumber(f[7] or '0') > 0 then
+local newest = string.format('%s-%d', lms, lseq)
+if f[8] or n0 > 0 then
   redis.call('HSET', H, 'lid', newest, 'n', n, 'la', la)
 else  -- the stream held nothing: every entry is in the current layout
   redis.call('HSET', H, 'lid', newest, 'n', n, 'la', la, 'lv', LAYOUT)

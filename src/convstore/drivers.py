@@ -7,9 +7,9 @@ on the write's own connection, in the same pipeline), and the translation of
 redis-py's failures (``convstore.failures``); each run's bookkeeping (attempts, the
 shortfall of a write concern, metrics and logs) is a ``convstore.operation.Operation``.
 The async driver also coalesces the
-single steps of concurrent tasks into shared round trips; a failed round trip is
-retried by each task for its own step only, so another task's unsafe step is never
-re-sent.
+single steps of concurrent tasks into shared round trips, the appends among them as one
+grouped script call (``plans.grouping``); a failed round trip is retried by each task for
+its own step only, so another task's unsafe step is never re-sent.
 """
 
 from __future__ import annotations

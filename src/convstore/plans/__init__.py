@@ -9,7 +9,8 @@ I/O itself, so the sync and the async store drive the very same plans
 Modules: ``steps`` (what a plan yields), ``config`` (store configuration),
 ``results`` (return types), ``values`` (time and reply conversions), ``indexes``
 (the session indexes), ``sessions`` and ``messages`` (the plans themselves), ``server``
-(what the server is and can do).
+(what the server is and can do), ``grouping`` (several sessions' appends as one grouped
+script call, for the asyncio driver's coalesced round trips).
 """
 
 from convstore.plans.append import append_messages, new_message_ids

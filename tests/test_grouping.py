@@ -13,6 +13,7 @@ from convstore.plans.grouping import (
     MAX_GROUP_ARGS,
     MAX_GROUP_SESSIONS,
     group_runs,
+    halves,
     plan_sends,
     replies_of,
 )
@@ -97,3 +98,16 @@ def test_group_source_runs_the_body_once_per_session_under_pcall() -> None:
     # the same helpers as the single script, defined once, outside the loop
     assert source.count("local function read_fields") == 1
     assert lua.APPEND.source.count("local function read_fields") == 1
+
+
+def test_halves_keep_each_sessions_steps_together_and_in_order() -> None:
+    sessions = 64
+    steps: list[Call | Run] = [append(f"s{i % sessions}") for i in range(3 * sessions)]
+    steps += [Call(("XRANGE", f"ns:{{s{i}}}:s", "-", "+")) for i in range(sessions)]
+    first, second = halves(steps)
+    assert sorted(first + second) == list(range(len(steps)))
+    assert first == sorted(first) and second == sorted(second)
+    for i in range(sessions):  # a session's appends and its read: all in one half
+        mine = {i, i + sessions, i + 2 * sessions, 3 * sessions + i}
+        assert mine <= set(first) or mine <= set(second)
+    assert first and second  # 64 sessions all in one half: odds of 2 in 2**64

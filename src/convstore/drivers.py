@@ -26,7 +26,7 @@ from convstore.errors import ConfigurationError
 from convstore.lua import Script
 from convstore.operation import Operation, Reported
 from convstore.plans import Batch, Call, Plan, Run, Step
-from convstore.plans.grouping import plan_sends, replies_of
+from convstore.plans.grouping import halves, plan_sends, replies_of
 from convstore.policies import DEFAULT_RETRY, RetryPolicy, WriteConcern
 
 __all__ = ["AsyncDriver", "SyncDriver"]
@@ -266,15 +266,16 @@ class AsyncDriver(_Driver):
 
     def _flush(self) -> None:
         """Send what the tasks of this tick are waiting for. A large batch that finds the
-        server idle goes out as two halves, on two connections: from then on the tasks
-        form two cohorts, and the client prepares one cohort's next steps while the server
-        runs the other's (the client, not Redis, is the slower side of an async append)."""
+        server idle goes out as two halves (``plans.grouping.halves``: one session's steps
+        stay together, in order), on two connections: from then on the tasks form two
+        cohorts, and the client prepares one cohort's next steps while the server runs the
+        other's (the client, not Redis, is the slower side of an async append)."""
         batch, self._pending = self._pending, []
-        size = len(batch)
-        if not self._flushing and size >= SPLIT_AT:
-            size = (size + 1) // 2
-        for start in range(0, len(batch), size):
-            task = asyncio.ensure_future(self._send_batch(batch[start : start + size]))
+        parts = [batch]
+        if not self._flushing and len(batch) >= SPLIT_AT:
+            parts = [[batch[i] for i in half] for half in halves([s for s, _ in batch]) if half]
+        for part in parts:
+            task = asyncio.ensure_future(self._send_batch(part))
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
 

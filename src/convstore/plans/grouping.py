@@ -20,7 +20,15 @@ from typing import Any
 from convstore.errors import CodecError
 from convstore.plans.steps import Call, Run
 
-__all__ = ["MAX_GROUP_ARGS", "MAX_GROUP_SESSIONS", "Send", "group_runs", "plan_sends", "replies_of"]
+__all__ = [
+    "MAX_GROUP_ARGS",
+    "MAX_GROUP_SESSIONS",
+    "Send",
+    "group_runs",
+    "halves",
+    "plan_sends",
+    "replies_of",
+]
 
 #: At most this many steps in one grouped call: bounded script time, so one call never
 #: holds the server much longer than the pipeline it replaces.
@@ -32,6 +40,26 @@ MAX_GROUP_ARGS = 4096
 #: One send: the step to send and the indexes (in the batch) of the steps it answers;
 #: a grouped send answers several, any other send exactly one.
 Send = tuple[Call | Run, tuple[int, ...]]
+
+
+def halves(steps: Sequence[Call | Run]) -> tuple[list[int], list[int]]:
+    """The indexes of ``steps`` in two halves by session (the hash tag of a run's first key
+    or of a command's first argument): steps of one session stay in one half, in order,
+    so two that concurrent tasks awaited in one tick still run in the order they came."""
+    out: tuple[list[int], list[int]] = ([], [])
+    for index, step in enumerate(steps):
+        out[hash(_session_of(step)) & 1].append(index)
+    return out
+
+
+def _session_of(step: Call | Run) -> bytes:
+    """The hash tag of the step's first key (every key of a session shares it), else the
+    key itself."""
+    key = step.keys[0] if isinstance(step, Run) and step.keys else (step.args[1:2] or ("",))[0]
+    raw = key if isinstance(key, bytes) else str(key).encode("utf-8", "surrogatepass")
+    start = raw.find(b"{")
+    end = raw.find(b"}", start + 1)
+    return raw[start + 1 : end] if 0 <= start < end else raw
 
 
 def group_runs(runs: Sequence[Run]) -> Run:

@@ -52,17 +52,18 @@ def test_group_runs_refuses_other_scripts() -> None:
         group_runs([append("a"), Run(lua.COUNT, (b"k",), ())])
 
 
-def test_plan_sends_groups_the_appends_and_sends_the_rest_as_they_are() -> None:
+def test_plan_sends_groups_consecutive_appends_and_keeps_the_order() -> None:
     read = Call(("HMGET", "k", "f"))
     count = Run(lua.COUNT, (b"k",), ())
-    steps: list[Call | Run] = [append("a"), read, append("b"), count, append("c")]
+    steps: list[Call | Run] = [append("a"), append("b"), read, append("c"), count]
+    steps += [append("d"), append("e"), append("f")]
     sends = plan_sends(steps)
-    assert sends[:2] == [(read, (1,)), (count, (3,))]
-    grouped, indexes = sends[2]
-    assert indexes == (0, 2, 4)
-    assert grouped == group_runs([steps[0], steps[2], steps[4]])  # type: ignore[list-item]
+    assert [indexes for _, indexes in sends] == [(0, 1), (2,), (3,), (4,), (5, 6, 7)]
+    assert sends[0][0] == group_runs([steps[0], steps[1]])  # type: ignore[list-item]
+    assert sends[1][0] is read and sends[2][0] == steps[3] and sends[3][0] is count
+    assert sends[4][0] == group_runs(steps[5:])  # type: ignore[arg-type]
     # a single append is sent as itself, not as a group of one
-    assert plan_sends([append("a"), read]) == [(read, (1,)), (append("a"), (0,))]
+    assert plan_sends([append("a"), read]) == [(append("a"), (0,)), (read, (1,))]
 
 
 def test_plan_sends_keeps_each_group_within_its_limits() -> None:

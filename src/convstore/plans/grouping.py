@@ -9,7 +9,8 @@ error is exactly what its own call would have given. Only standalone servers gro
 grouped call's keys span many cluster slots.
 
 Sans-IO: :func:`plan_sends` says what to send for a batch of steps and which steps each
-send answers; :func:`replies_of` hands each step its own reply.
+send answers; :func:`replies_of` hands each step its own reply; :func:`halves` splits a
+batch in two by session.
 """
 
 from __future__ import annotations
@@ -78,31 +79,31 @@ def group_runs(runs: Sequence[Run]) -> Run:
 
 
 def plan_sends(steps: Sequence[Call | Run]) -> list[Send]:
-    """What to send for ``steps``: each groupable run that fits a group goes in one grouped
-    call with the others of its script (in their order, up to the group limits); every
-    other step is sent as it is. Concurrent tasks' steps have no order between them, so
-    moving a step into a group changes nothing any task can observe."""
+    """What to send for ``steps``, in their order: consecutive groupable runs of one
+    script go as one grouped call (up to the group limits), every other step as it is.
+    The pipeline still runs every step in the order the tasks awaited them."""
     sends: list[Send] = []
-    pending: dict[str, list[int]] = {}
+    chunk: list[int] = []
+    chunk_script: object = None
+    size = 1
     for index, step in enumerate(steps):
-        if (
-            isinstance(step, Run)
-            and step.script.grouped is not None
-            and len(step.args) < MAX_GROUP_ARGS
+        script = None
+        if isinstance(step, Run) and step.script.grouped and len(step.args) < MAX_GROUP_ARGS:
+            script = step.script
+        if chunk and (
+            script is not chunk_script
+            or len(chunk) >= MAX_GROUP_SESSIONS
+            or size + len(step.args) > MAX_GROUP_ARGS
         ):
-            pending.setdefault(step.script.name, []).append(index)
-        else:
+            sends.append(_send_of(steps, chunk))
+            chunk, size = [], 1
+        if script is None:
             sends.append((step, (index,)))
-    for indexes in pending.values():
-        chunk: list[int] = []
-        size = 1
-        for index in indexes:
-            width = len(steps[index].args)
-            if chunk and (len(chunk) >= MAX_GROUP_SESSIONS or size + width > MAX_GROUP_ARGS):
-                sends.append(_send_of(steps, chunk))
-                chunk, size = [], 1
+        else:
             chunk.append(index)
-            size += width
+            chunk_script = script
+            size += len(step.args)
+    if chunk:
         sends.append(_send_of(steps, chunk))
     return sends
 

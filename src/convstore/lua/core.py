@@ -180,6 +180,8 @@ def _helpers_for(body: str) -> str:
     :data:`_LAZY` helper and what only it uses go in a function built when it is called."""
     eager_pool = [h for h in HELPERS if not set(h[0]) & _LAZY]
     eager = _closure(body, eager_pool)
+    if any(_uses(chunk, tuple(_LAZY)) for chunk in eager):  # it would be defined too late
+        raise ValueError("a helper built on every run calls a lazily built one")
     out = list(eager)
     for names, chunk in HELPERS:
         if set(names) & _LAZY and _uses(body + "".join(eager), names):

@@ -123,6 +123,16 @@ def namespace() -> str:
 
 
 @pytest.fixture
+def shared() -> Iterator[str]:
+    """A fresh namespace on the shared server at REDIS_URL; its keys are deleted afterwards."""
+    require_real_redis()
+    ns = new_namespace()
+    yield ns
+    with redis.Redis.from_url(REDIS_URL) as client:
+        _cleanup(client, ns)
+
+
+@pytest.fixture
 def fake_server() -> fakeredis.FakeServer:
     return fakeredis.FakeServer()
 

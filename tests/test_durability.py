@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import REDIS_URL, SessionFactory, _cleanup, new_namespace, require_real_redis
+from conftest import REDIS_URL, SessionFactory
 from convstore import (
     AsyncConversationStore,
     ConfigurationError,
@@ -30,15 +30,6 @@ from convstore import (
 from servers import ServerProcess, start_server
 
 MESSAGE = {"role": "user", "content": "kept"}
-
-
-@pytest.fixture
-def shared() -> Iterator[str]:
-    """A fresh namespace on the shared server at REDIS_URL; its keys are deleted afterwards."""
-    require_real_redis()
-    ns = new_namespace()
-    yield ns
-    _cleanup(redis.Redis.from_url(REDIS_URL), ns)
 
 
 def test_write_concern_is_validated() -> None:

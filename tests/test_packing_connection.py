@@ -4,7 +4,6 @@ chosen by ``from_url`` for each URL scheme, and a real server's round trips thro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ import redis
 import redis.asyncio.connection as aconn
 import redis.connection
 
-from conftest import REDIS_URL, SessionFactory, _cleanup, new_namespace, require_real_redis
+from conftest import REDIS_URL, SessionFactory
 from convstore import AsyncConversationStore, ConversationStore
 from convstore.connections import (
     HIREDIS_AVAILABLE,
@@ -67,14 +66,6 @@ def test_from_url_picks_the_packing_class_of_each_scheme() -> None:
         blocking.client.connection_pool.make_connection()._command_packer,
         redis.connection.HiredisRespSerializer,
     )
-
-
-@pytest.fixture
-def shared() -> Iterator[str]:
-    require_real_redis()
-    ns = new_namespace()
-    yield ns
-    _cleanup(redis.Redis.from_url(REDIS_URL), ns)
 
 
 async def test_grouped_appends_round_trip_through_the_packing_connection(

@@ -6,13 +6,11 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from conftest import REDIS_URL, new_namespace, require_real_redis
+from conftest import REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -51,25 +49,13 @@ def test_readme_python_example_runs_embedded(index: int) -> None:
     _run_example(index, env)
 
 
-@pytest.fixture
-def readme_namespace() -> Iterator[str]:
-    """A namespace of its own on the real server; its keys are deleted afterwards."""
-    require_real_redis()
-    namespace = new_namespace()
-    yield namespace
-    with redis.Redis.from_url(REDIS_URL) as client:
-        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-
-
 @pytest.mark.real_redis
 @pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
 def test_readme_python_example_runs_twice_on_a_persistent_redis(
-    index: int, readme_namespace: str
+    index: int, shared: str
 ) -> None:
     """A reader runs an example, then runs it again: the data of the first run is still there."""
-    env = {**os.environ, "REDIS_URL": REDIS_URL, "CONVSTORE_NAMESPACE": readme_namespace}
+    env = {**os.environ, "REDIS_URL": REDIS_URL, "CONVSTORE_NAMESPACE": shared}
     _run_example(index, env)
     _run_example(index, env)
 

@@ -186,7 +186,10 @@ class FlakyAsyncClient:
             if self.owner.fail_next_pipeline:
                 self.owner.fail_next_pipeline = False
                 raise LOST
-            return [b"OK"] * len(self.queued)
+            return [self.owner.reply(args) for args in self.queued]
+
+    def reply(self, args: tuple[Any, ...]) -> Any:
+        return b"OK"
 
 
 async def test_coalesced_retry_never_resends_another_tasks_unsafe_step() -> None:
@@ -201,40 +204,17 @@ async def test_coalesced_retry_never_resends_another_tasks_unsafe_step() -> None
     assert client.sent.count(("HMGET", "k", "f")) == 2  # the pipeline, then its own retry
 
 
-class GroupingAsyncClient:
-    """An asyncio client whose first pipeline is lost after it was sent; it answers a
-    grouped script call with one reply per session, as the server would."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[Any, ...]] = []
-        self.lost = False
+class GroupingAsyncClient(FlakyAsyncClient):
+    """A FlakyAsyncClient that answers a grouped script call with one reply per session,
+    as the server would."""
 
     def register_script(self, source: str) -> Any:
         return type("Registered", (), {"sha": "grouped" if "pcall(run_one)" in source else "one"})()
 
-    async def execute_command(self, *args: Any) -> Any:
-        self.sent.append(args)
+    def reply(self, args: tuple[Any, ...]) -> Any:
+        if args[1] == "grouped":  # ARGV[1] lists "<keys>,<args>" per session
+            return [b"OK"] * len(args[3 + int(args[2])].split())
         return b"OK"
-
-    def pipeline(self, transaction: bool = False) -> GroupingAsyncClient.Pipe:
-        return GroupingAsyncClient.Pipe(self)
-
-    class Pipe:
-        def __init__(self, owner: GroupingAsyncClient) -> None:
-            self.owner, self.queued = owner, []
-
-        def execute_command(self, *args: Any) -> None:
-            self.queued.append(args)
-
-        async def execute(self, raise_on_error: bool = True) -> list[Any]:
-            self.owner.sent.extend(self.queued)
-            if not self.owner.lost:
-                self.owner.lost = True
-                raise LOST
-            return [
-                [b"OK"] * len(args[3 + int(args[2])].split()) if args[1] == "grouped" else b"OK"
-                for args in self.queued
-            ]
 
 
 async def test_a_lost_grouped_call_is_retried_by_each_session_with_its_resend_arguments() -> None:

@@ -3,7 +3,7 @@ driven by Playwright) against a real uvicorn server on a free loopback port, ove
 Redis at REDIS_URL in a namespace of its own (every planted session is deleted at the end).
 
 They save the README's screenshots (docs/screenshots/) and print the page-load timing of a
-10,000-message session (run with ``-s`` to see it).
+10,000-message session (run with ``-s`` to see it); no test asserts a time.
 """
 
 from __future__ import annotations
@@ -312,6 +312,9 @@ def test_page_load_of_a_10000_message_session(site: Site, page: Page) -> None:
             }"""
         )
         assert page.locator("#diagram g.arrow").count() == limit
+        html = page.content()  # the newest `limit` messages, exactly: not the whole history
+        assert f"#{10_000 - 1}" in html and f"#{10_000 - limit}" in html
+        assert f"#{10_000 - limit - 1}" not in html
         timings[limit] = timing
         fcp = "not recorded" if timing["fcp"] is None else f"{timing['fcp']:.0f} ms"
         print(
@@ -319,4 +322,4 @@ def test_page_load_of_a_10000_message_session(site: Site, page: Page) -> None:
             f"first contentful paint {fcp}, DOMContentLoaded {timing['dcl']:.0f} ms, "
             f"load {timing['load']:.0f} ms"
         )
-    assert timings[100]["load"] < 5000
+    assert all(t["load"] > 0 for t in timings.values())  # both pages finished loading

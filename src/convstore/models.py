@@ -15,6 +15,10 @@ changed. What the reference implementation gets wrong is fixed here:
 * ``sender_type``/``recipient_type`` are checked like ``participant_type``.
 * The type fields hold :class:`enum.StrEnum` members, which compare equal to the
   spec's plain strings (``p.participant_type == "agent"``).
+
+The enumerations and value rules are in ``convstore.model_values``, the session-key
+functions in ``convstore.session_keys``; both are re-exported here, as the spec has them
+in one module.
 """
 
 from __future__ import annotations
@@ -24,13 +28,29 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any, NamedTuple, TypeVar
+from datetime import datetime
+from typing import Any
 
 from convstore import monitoring
 from convstore.errors import ValidationError
 from convstore.fields import model_fields, plain, present
+from convstore.model_values import (
+    MessageType,
+    ParticipantType,
+    SessionType,
+    metadata_dict,
+    optional_text,
+    parse_choice,
+    require_text,
+    to_utc,
+    utc_now,
+)
+from convstore.session_keys import (
+    SessionKeyParse,
+    create_session_key,
+    parse_session_key,
+    validate_conversation_isolation_pattern,
+)
 
 __all__ = [
     "ENTRY_KEYS",
@@ -53,120 +73,6 @@ __all__ = [
     "utc_now",
     "validate_conversation_isolation_pattern",
 ]
-
-
-class _Choice(StrEnum):
-    """A string enum whose repr is the plain string, so dataclass reprs read like the spec's."""
-
-    def __repr__(self) -> str:
-        return repr(self.value)
-
-
-class ParticipantType(_Choice):
-    USER = "user"
-    MASTER_CONTROLLER = "master_controller"
-    AGENT = "agent"
-
-
-class SessionType(_Choice):
-    USER_TO_MC = "user_to_mc"
-    MC_TO_AGENT = "mc_to_agent"
-    AGENT_TO_AGENT = "agent_to_agent"
-    USER_TO_AGENT = "user_to_agent"
-
-
-class MessageType(_Choice):
-    TASK_ASSIGNMENT = "task_assignment"
-    RESULT_REPORT = "result_report"
-    COLLABORATION_REQUEST = "collaboration_request"
-    FEEDBACK = "feedback"
-    COMMUNICATION = "communication"
-    STATUS_UPDATE = "status_update"
-    ERROR_REPORT = "error_report"
-    TASK_COMPLETION = "task_completion"
-    PROGRESS_UPDATE = "progress_update"
-    CLARIFICATION_REQUEST = "clarification_request"
-
-
-E = TypeVar("E", bound=StrEnum)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def to_utc(value: object, field_name: str = "timestamp") -> datetime:
-    """Apply the datetime policy: aware UTC out; naive input is labelled UTC; ISO strings parsed."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValidationError(
-                f"{field_name} must be an ISO 8601 datetime, got {value!r}", field=field_name
-            ) from None
-    if not isinstance(value, datetime):
-        raise ValidationError(
-            f"{field_name} must be a datetime or an ISO 8601 string, got {type(value).__name__}",
-            field=field_name,
-        )
-    if value.tzinfo is None or value.utcoffset() is None:
-        return value.replace(tzinfo=UTC)
-    if value.tzinfo is UTC:
-        return value
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00+05:00 has no UTC equivalent
-        raise ValidationError(
-            f"{field_name} is out of range once converted to UTC: {value.isoformat()}",
-            field=field_name,
-        ) from None
-
-
-def _require_text(value: object, field_name: str) -> str:
-    if not value:
-        raise ValidationError(f"{field_name} cannot be empty", field=field_name)
-    if not isinstance(value, str):
-        raise ValidationError(
-            f"{field_name} must be a string, got {type(value).__name__}", field=field_name
-        )
-    return value
-
-
-def _optional_text(value: object, field_name: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(
-            f"{field_name} must be a string or None, got {type(value).__name__}", field=field_name
-        )
-    return value
-
-
-def parse_choice(value: object, enum: type[E], field_name: str) -> E:
-    """``value`` as a member of ``enum``, or a ValidationError listing the allowed values."""
-    if isinstance(value, enum):
-        return value
-    allowed = sorted(member.value for member in enum)
-    if isinstance(value, str):
-        try:
-            return enum(value)
-        except ValueError:
-            pass
-    raise ValidationError(
-        f"{field_name} must be one of {allowed}, got {value!r}", field=field_name, allowed=allowed
-    )
-
-
-def _metadata(value: object, field_name: str = "metadata") -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValidationError(
-            f"{field_name} must be a dict, got {type(value).__name__}", field=field_name
-        )
-    return value
 
 
 def _observed(model: str, validate: Callable[[], None]) -> None:
@@ -211,18 +117,18 @@ class ConversationParticipant:
 
     def validate(self) -> None:
         """Check (and normalise) every field; run again after mutating the object."""
-        self.participant_id = _require_text(self.participant_id, "participant_id")
+        self.participant_id = require_text(self.participant_id, "participant_id")
         if not self.participant_type:
             raise ValidationError("participant_type cannot be empty", field="participant_type")
         self.participant_type = parse_choice(
             self.participant_type, ParticipantType, "participant_type"
         )
-        self.participant_role = _optional_text(self.participant_role, "participant_role")
+        self.participant_role = optional_text(self.participant_role, "participant_role")
         if self.participant_type == ParticipantType.AGENT and not self.participant_role:
             raise ValidationError(
                 "participant_role is required for agent participants", field="participant_role"
             )
-        self.metadata = _metadata(self.metadata)
+        self.metadata = metadata_dict(self.metadata)
 
     def to_dict(self) -> dict[str, Any]:
         return {name: plain(getattr(self, name)) for name in PARTICIPANT_FIELDS.names}
@@ -235,112 +141,6 @@ class ConversationParticipant:
 
 
 PARTICIPANT_FIELDS = model_fields(ConversationParticipant)
-
-
-# --------------------------------------------------------------------------- session keys
-
-
-def create_session_key(
-    session_id: str, session_type: str, participants: list[ConversationParticipant]
-) -> str:
-    """Utility function to create session key for conversation isolation (the spec's scheme).
-
-    The scheme is not injective: see :func:`parse_session_key` for the collisions it allows.
-    """
-    if session_type == "user_to_mc":
-        return session_id
-    if session_type == "mc_to_agent":
-        agent_role = next(
-            (p.participant_role for p in participants if p.participant_type == "agent"), "unknown"
-        )
-        return f"{session_id}_mc_to_{agent_role}"
-    if session_type == "agent_to_agent":
-        agent_roles = [p.participant_role for p in participants if p.participant_type == "agent"]
-        if len(agent_roles) >= 2:
-            return f"{session_id}_{agent_roles[0]}_to_{agent_roles[1]}"
-        return f"{session_id}_agent_to_agent"
-    if session_type == "user_to_agent":
-        agent_role = next(
-            (p.participant_role for p in participants if p.participant_type == "agent"), "unknown"
-        )
-        return f"{session_id}_user_to_{agent_role}"
-    return session_id
-
-
-def validate_conversation_isolation_pattern(session_key: str, expected_pattern: str) -> bool:
-    """The spec's substring test, kept result-for-result for compatibility.
-
-    It gives false positives (``"path_to_file"`` passes as ``agent_to_agent``); use
-    :func:`parse_session_key` for an exact answer.
-    """
-    if expected_pattern == "user_to_mc":
-        return "_" not in session_key or not any(
-            x in session_key for x in ["_mc_to_", "_to_", "_user_to_"]
-        )
-    if expected_pattern == "mc_to_agent":
-        return "_mc_to_" in session_key
-    if expected_pattern == "agent_to_agent":
-        return (
-            "_to_" in session_key
-            and "_mc_to_" not in session_key
-            and "_user_to_" not in session_key
-        )
-    if expected_pattern == "user_to_agent":
-        return "_user_to_" in session_key
-    return False
-
-
-class SessionKeyParse(NamedTuple):
-    """One way a session key could have been generated: type, base session id and agent roles."""
-
-    session_type: SessionType
-    session_id: str
-    roles: tuple[str, ...]
-
-
-def _splits(text: str, sep: str) -> Iterable[tuple[str, str]]:
-    start = text.find(sep)
-    while start != -1:
-        left, right = text[:start], text[start + len(sep) :]
-        if left and right:
-            yield left, right
-        start = text.find(sep, start + 1)
-
-
-def parse_session_key(
-    session_key: str, session_type: str | None = None
-) -> tuple[SessionKeyParse, ...]:
-    """Every (type, session_id, roles) that :func:`create_session_key` maps to ``session_key``.
-
-    Exact where the spec's validator guesses. More than one result means the key
-    is ambiguous: e.g. ``"s_a_b_to_c"`` comes from session ``s_a`` with roles
-    ``b, c`` *and* from session ``s`` with roles ``a_b, c``; any key at all is
-    also a possible ``user_to_mc`` key, because that type uses the bare id.
-    Results are in a fixed order (type, then shortest session id first).
-    """
-    wanted = (
-        None if session_type is None else parse_choice(session_type, SessionType, "session_type")
-    )
-    found: list[SessionKeyParse] = []
-    if session_key and wanted in (None, SessionType.USER_TO_MC):
-        found.append(SessionKeyParse(SessionType.USER_TO_MC, session_key, ()))
-    if wanted in (None, SessionType.MC_TO_AGENT):
-        found += [
-            SessionKeyParse(SessionType.MC_TO_AGENT, sid, (role,))
-            for sid, role in _splits(session_key, "_mc_to_")
-        ]
-    if wanted in (None, SessionType.AGENT_TO_AGENT):
-        for left, second in _splits(session_key, "_to_"):
-            found += [
-                SessionKeyParse(SessionType.AGENT_TO_AGENT, sid, (first, second))
-                for sid, first in _splits(left, "_")
-            ]
-    if wanted in (None, SessionType.USER_TO_AGENT):
-        found += [
-            SessionKeyParse(SessionType.USER_TO_AGENT, sid, (role,))
-            for sid, role in _splits(session_key, "_user_to_")
-        ]
-    return tuple(found)
 
 
 # --------------------------------------------------------------------------- session
@@ -374,7 +174,7 @@ class ConversationSession:
 
     def validate(self) -> None:
         """Check (and normalise) every field; run again after mutating the object."""
-        self.session_id = _require_text(self.session_id, "session_id")
+        self.session_id = require_text(self.session_id, "session_id")
         if not self.participants:
             raise ValidationError("participants list cannot be empty", field="participants")
         if isinstance(self.participants, tuple):
@@ -405,7 +205,7 @@ class ConversationSession:
         self.session_type = parse_choice(self.session_type, SessionType, "session_type")
         self.created_at = to_utc(self.created_at, "created_at")
         self.last_activity = to_utc(self.last_activity, "last_activity")
-        self.metadata = _metadata(self.metadata)
+        self.metadata = metadata_dict(self.metadata)
         self._validate_participants_for_session_type()
 
     def _validate_participants_for_session_type(self) -> None:
@@ -506,18 +306,18 @@ class AgentCommunicationMessage:
         """Check (and normalise) every field; an empty ``message_id`` gets a fresh uuid4."""
         if not self.message_id:
             self.message_id = str(uuid.uuid4())
-        self.message_id = _require_text(self.message_id, "message_id")
-        self.session_key = _require_text(self.session_key, "session_key")
-        self.sender_id = _require_text(self.sender_id, "sender_id")
-        self.recipient_id = _require_text(self.recipient_id, "recipient_id")
-        self.content = _require_text(self.content, "content")
+        self.message_id = require_text(self.message_id, "message_id")
+        self.session_key = require_text(self.session_key, "session_key")
+        self.sender_id = require_text(self.sender_id, "sender_id")
+        self.recipient_id = require_text(self.recipient_id, "recipient_id")
+        self.content = require_text(self.content, "content")
         self.message_type = parse_choice(self.message_type, MessageType, "message_type")
         self.sender_type = parse_choice(self.sender_type, ParticipantType, "sender_type")
         self.recipient_type = parse_choice(self.recipient_type, ParticipantType, "recipient_type")
-        self.sender_role = _optional_text(self.sender_role, "sender_role")
-        self.recipient_role = _optional_text(self.recipient_role, "recipient_role")
+        self.sender_role = optional_text(self.sender_role, "sender_role")
+        self.recipient_role = optional_text(self.recipient_role, "recipient_role")
         self.timestamp = to_utc(self.timestamp, "timestamp")
-        self.metadata = _metadata(self.metadata)
+        self.metadata = metadata_dict(self.metadata)
 
     @property
     def role(self) -> str:

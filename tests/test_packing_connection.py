@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 import redis.asyncio.connection as aconn
 import redis.connection
 
@@ -18,8 +19,10 @@ from convstore.connections import (
     HiredisPackingConnection,
     HiredisPackingSSLConnection,
     HiredisPackingUnixConnection,
-    packing_connection_class,
+    packing_form,
+    use_hiredis_packing,
 )
+from convstore.errors import ConfigurationError
 
 COMMANDS: list[tuple[Any, ...]] = [
     ("EVALSHA", "a" * 40, 2, b"ns:{k}:h", "ns:{k}:s", "110 1 0 0 0 *", b"\x00\xff\x00"),
@@ -56,16 +59,34 @@ def test_from_url_picks_the_packing_class_of_each_scheme() -> None:
         "unix:///tmp/convstore-none.sock": HiredisPackingUnixConnection,
     }
     for url, cls in cases.items():
-        assert packing_connection_class(url) is cls
         store = AsyncConversationStore.from_url(url)
         assert store.client.connection_pool.connection_class is cls
-        assert issubclass(cls, aconn.AbstractConnection)
+        # the same on a client built by hand: a connection_class keyword would lose to the
+        # URL's scheme in redis-py, so use_hiredis_packing sets it on the pool
+        own = use_hiredis_packing(redis.asyncio.Redis.from_url(url))
+        assert own.connection_pool.connection_class is cls
     blocking = ConversationStore.from_url("redis://127.0.0.1:1/0")  # packs with hiredis already
     assert blocking.client.connection_pool.connection_class is redis.connection.Connection
     assert isinstance(
         blocking.client.connection_pool.make_connection()._command_packer,
         redis.connection.HiredisRespSerializer,
     )
+
+
+def test_a_connection_class_of_your_own_keeps_what_it_adds() -> None:
+    class Traced(aconn.Connection):
+        traced = True
+
+    packing = packing_form(Traced)
+    assert issubclass(packing, Traced) and packing.traced  # type: ignore[attr-defined]
+    assert packing_form(Traced) is packing and packing_form(packing) is packing
+    assert packing_form(HiredisPackingConnection) is HiredisPackingConnection
+    args = COMMANDS[0]
+    assert b"".join(packing().pack_command(*args)) == b"".join(
+        aconn.Connection().pack_command(*args)
+    )
+    with pytest.raises(ConfigurationError, match=r"redis\.asyncio\.Redis"):
+        use_hiredis_packing(redis.Redis())
 
 
 async def test_grouped_appends_round_trip_through_the_packing_connection(

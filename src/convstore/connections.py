@@ -30,8 +30,9 @@ __all__ = [
     "embedded_client",
     "inspect_client",
     "library_info",
-    "packing_connection_class",
+    "packing_form",
     "socket_timeout",
+    "use_hiredis_packing",
 ]
 
 #: The timeouts every client convstore builds gets: never hang forever on a dead server.
@@ -127,8 +128,8 @@ class HiredisPackingConnection(redis.asyncio.connection.Connection):
     redis-py's asyncio connections pack every argument in Python even when hiredis is
     installed (it only parses replies there), which is a fifth of the client's time per
     async append. ``AsyncConversationStore.from_url`` uses these classes when the
-    ``hiredis`` extra is installed; pass one as ``connection_class`` to a client of your
-    own. Needs hiredis (``pip install 'convstore[hiredis]'``).
+    ``hiredis`` extra is installed; :func:`use_hiredis_packing` sets them on a client of
+    your own. Needs hiredis (``pip install 'convstore[hiredis]'``).
     """
 
     pack_command = _hiredis_pack
@@ -146,18 +147,51 @@ class HiredisPackingUnixConnection(redis.asyncio.connection.UnixDomainSocketConn
     pack_command = _hiredis_pack
 
 
-def packing_connection_class(url: str) -> type[redis.asyncio.connection.AbstractConnection]:
-    """The hiredis-packing asyncio connection class for ``url``'s scheme."""
+_STANDARD = (
+    (redis.asyncio.connection.SSLConnection, HiredisPackingSSLConnection),
+    (redis.asyncio.connection.UnixDomainSocketConnection, HiredisPackingUnixConnection),
+    (redis.asyncio.connection.Connection, HiredisPackingConnection),
+)
+_PACKING = frozenset(packing for _, packing in _STANDARD)
+_DERIVED: dict[type[Any], type[Any]] = {}
+
+
+def packing_form(cls: type[Any]) -> type[Any]:
+    """The hiredis-packing form of the asyncio connection class ``cls``: one of the three
+    classes above for redis-py's own, else a subclass of ``cls`` (made once) that keeps
+    whatever it adds and packs with hiredis."""
+    if cls in _PACKING or getattr(cls, "pack_command", None) is _hiredis_pack:
+        return cls
+    for base, packing in _STANDARD:
+        if cls is base:
+            return packing
+    if cls not in _DERIVED:
+        _DERIVED[cls] = type(
+            f"HiredisPacking{cls.__name__}", (cls,), {"pack_command": _hiredis_pack}
+        )
+    return _DERIVED[cls]
+
+
+def use_hiredis_packing(client: Any) -> Any:
+    """Make the new connections of an asyncio ``redis.asyncio.Redis`` pack commands with
+    hiredis; returns the client. Call it before the client's first command (connections
+    already open keep packing in Python until they are replaced). Needs the ``hiredis``
+    extra: :class:`~convstore.errors.ConfigurationError` without it."""
     if not HIREDIS_AVAILABLE:
         raise ConfigurationError(
             "packing commands with hiredis needs the hiredis extra: "
             "pip install 'convstore[hiredis]'"
         )
-    if url.startswith("rediss://"):
-        return HiredisPackingSSLConnection
-    if url.startswith("unix://"):
-        return HiredisPackingUnixConnection
-    return HiredisPackingConnection
+    pool: Any = getattr(client, "connection_pool", None)
+    cls = getattr(pool, "connection_class", None)
+    if not isinstance(cls, type) or not issubclass(
+        cls, redis.asyncio.connection.AbstractConnection
+    ):
+        raise ConfigurationError(
+            f"use_hiredis_packing takes a redis.asyncio.Redis client, got {type(client).__name__}"
+        )
+    pool.connection_class = packing_form(cls)
+    return client
 
 
 def client_from_url(
@@ -180,9 +214,7 @@ def client_from_url(
     client_cls = redis.asyncio.Redis if use_async else redis.Redis
     client = client_cls.from_url(url, **kwargs)
     if use_async and HIREDIS_AVAILABLE:  # the blocking client packs with hiredis already
-        # set on the pool (no connection is open yet): the URL's scheme picks the
-        # connection class and would override a connection_class keyword
-        client.connection_pool.connection_class = packing_connection_class(url)
+        use_hiredis_packing(client)  # no connection is open yet
     return client
 
 

@@ -23,6 +23,7 @@ import redis.asyncio.cluster
 import redis.cluster
 import redis.exceptions as rex
 
+from convstore.closing import Closeable
 from convstore.connections import disable_client_retries, socket_timeout
 from convstore.errors import StoreUnavailable
 from convstore.failures import translate
@@ -173,7 +174,7 @@ class _Stoppable(Protocol):
     closed: bool
 
 
-class Closing:
+class Closing(Closeable):
     """``close``/``aclose`` and the context manager of a blocking iterator.
 
     Closing marks the iterator's state closed and drops its own connection; what it held
@@ -188,18 +189,6 @@ class Closing:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-    async def aclose(self) -> None:
-        """The same as :meth:`close`, awaitable (as on the stores)."""
-        self.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 class AsyncClosing:

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Literal, Self
 
 from convstore import connections, embedded_server, plans
+from convstore.closing import Closeable
 from convstore.connections import ClientOptions
 from convstore.drivers import AsyncDriver, SyncDriver
 from convstore.errors import ConfigurationError, ValidationError
@@ -287,7 +288,7 @@ class _Store:
         )
 
 
-class ConversationStore(_Store):
+class ConversationStore(Closeable, _Store):
     """Blocking store over ``redis.Redis`` or ``redis.cluster.RedisCluster``."""
 
     _async = False
@@ -341,18 +342,6 @@ class ConversationStore(_Store):
         self.client.close()
         if self._embedded is not None:
             self._embedded.release()
-
-    async def aclose(self) -> None:
-        """The same as :meth:`close`, awaitable, so both stores share ``close``/``aclose``."""
-        self.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 class AsyncConversationStore(_Store):

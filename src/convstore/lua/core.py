@@ -135,10 +135,11 @@ local KEYS, ARGV = {}, {}
 """
 _GROUPED_LOOP = r"""local replies, k, a = {}, 0, 1
 for nk, na in string.gmatch(ALL_ARGV[1], '(%d+),(%d+)') do
+  nk, na = tonumber(nk), tonumber(na)
   KEYS, ARGV = {}, {}
-  for i = 1, tonumber(nk) do KEYS[i] = ALL_KEYS[k + i] end
-  for i = 1, tonumber(na) do ARGV[i] = ALL_ARGV[a + i] end
-  k, a = k + tonumber(nk), a + tonumber(na)
+  for i = 1, nk do KEYS[i] = ALL_KEYS[k + i] end
+  for i = 1, na do ARGV[i] = ALL_ARGV[a + i] end
+  k, a = k + nk, a + na
 """
 _GROUPED_TAIL = r"""  local ok, reply = pcall(run_one)
   if not ok then

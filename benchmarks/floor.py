@@ -13,12 +13,19 @@ Three ways to store one message, interleaved on a private pinned redis-server
   the message with convstore's codec and makes a uuid4; the script reads the session
   hash, looks the id up, XADDs, records the id and updates the counters. No damage
   checks, no retention, no indexes, no TTL, no compare-and-append.
+- **convstore script, arguments prebuilt**: convstore's own APPEND script and arguments,
+  built by its plan before the round starts, so the round only sends them: the server's
+  whole share of an append with almost nothing left on the client.
 - **XADD-only EVALSHA**: the wall goal's baseline (``return redis.call('XADD', ...)`` with
   a raw msgpack payload).
 - **raw XADD**: the CPU goals' baseline (``XADD key * d <msgpack>``).
 
 Each variant reports wall time, client CPU (this process) and Redis CPU (the server
-process's user + system time, ``INFO cpu``) per append. The goals ask convstore for
+process's user + system time, ``INFO cpu``) per append. ``client_preparation_us`` sets
+what the client's preparation of an append (everything but the send: validation,
+encoding, ids, the plan and driver) costs inside the loop (convstore minus the prebuilt
+variant) beside what the same work costs in a tight loop without I/O (the plan stepped
+with a canned reply): work done between two blocking waits runs on cold caches. The goals ask convstore for
 >= 0.85x the XADD-only script's throughput and <= 2x raw XADD's Redis CPU; the minimal
 row shows what the unavoidable work alone leaves.
 """
@@ -29,8 +36,10 @@ import argparse
 import json
 import statistics
 import time
+import timeit
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
@@ -38,8 +47,9 @@ from benchmarks.baselines import RawStream
 from benchmarks.common import make_messages, raw_payload
 from benchmarks.server import can_pin, pinned_client, server_cpu, start_server
 from benchmarks.workloads import new_session
-from convstore import ConversationStore, codec
+from convstore import ConversationStore, codec, lua
 from convstore.plans import new_message_ids
+from convstore.plans.append import append_messages
 
 MINIMAL = r"""
 local f = redis.call('HMGET', KEYS[1], 'rev', 'n')
@@ -52,6 +62,37 @@ redis.call('HSET', KEYS[1], 'lid', id, 'n', tonumber(f[2] or '0') + 1, 'la', ARG
 return id
 """
 XADD_ONLY = "return redis.call('XADD', KEYS[1], '*', 'd', ARGV[1])"
+TIGHT = "preparation, tight loop"
+
+
+def prepared_calls(store: ConversationStore, key: str, dicts: list[dict[str, Any]]) -> list[Any]:
+    """The EVALSHA argument lists convstore's plan builds for appending ``dicts`` one by one
+    to ``key`` (each with a message id of its own, so each stores a message)."""
+    sha = store.client.script_load(lua.APPEND.source)
+    calls = []
+    for message in dicts:
+        plan = append_messages(store.config, key, [message])
+        step = next(plan)
+        plan.close()
+        calls.append(("EVALSHA", sha, len(step.keys), *step.keys, *step.args))
+    return calls
+
+
+def preparation_tight(store: ConversationStore, dicts: list[dict[str, Any]]) -> float:
+    """µs per append of the client's side without I/O: the append plan stepped with a
+    canned reply, best of 5 repetitions over ``dicts``."""
+    reply = b"1700000000000 1700000000000-0+"
+
+    def run() -> None:
+        for message in dicts:
+            plan = append_messages(store.config, "floor:tight", [message])
+            next(plan)
+            try:
+                plan.send(reply)
+            except StopIteration:
+                pass
+
+    return min(timeit.repeat(run, number=1, repeat=5)) / len(dicts) * 1e6
 
 
 def measure(client: redis.Redis, rounds: int, ops: int) -> dict[str, dict[str, float]]:
@@ -62,6 +103,15 @@ def measure(client: redis.Redis, rounds: int, ops: int) -> dict[str, dict[str, f
     dicts = [{"role": m.role, "content": m.content, "metadata": m.metadata} for m in msgs]
     minimal, xadd_only = client.script_load(MINIMAL), client.script_load(XADD_ONLY)
     serial = iter(range(10**9))
+    ready: dict[str, list[Any]] = {}  # the prebuilt variant's calls, made before its round
+
+    def make_ready() -> None:
+        key = store.sessions.save(new_session(f"p{next(serial)}"))
+        ready["calls"] = prepared_calls(store, key, dicts)
+
+    def prebuilt() -> None:
+        for call in ready["calls"]:
+            client.execute_command(*call)
 
     def convstore() -> None:
         key = store.sessions.save(new_session(f"c{next(serial)}"))
@@ -92,6 +142,7 @@ def measure(client: redis.Redis, rounds: int, ops: int) -> dict[str, dict[str, f
     variants: dict[str, Callable[[], None]] = {
         "convstore append": convstore,
         "minimal safe append": minimal_safe,
+        "convstore script, arguments prebuilt": prebuilt,
         "XADD-only EVALSHA": baseline,
         "raw XADD": raw_xadd,
     }
@@ -101,6 +152,8 @@ def measure(client: redis.Redis, rounds: int, ops: int) -> dict[str, dict[str, f
     names = list(variants)
     for r in range(rounds + 1):  # round 0 warms up
         for name in names if r % 2 == 0 else reversed(names):
+            if variants[name] is prebuilt:
+                make_ready()
             s0, c0, w0 = server_cpu(client), time.process_time(), time.perf_counter()
             variants[name]()
             w1, c1, s1 = time.perf_counter(), time.process_time(), server_cpu(client)
@@ -109,10 +162,12 @@ def measure(client: redis.Redis, rounds: int, ops: int) -> dict[str, dict[str, f
                     costs[name][what].append(value / ops * 1e6)
     for key in client.scan_iter(match="floor:*", count=1000):
         client.delete(key)
-    return {
+    out = {
         name: {what: statistics.median(values) for what, values in by.items()}
         for name, by in costs.items()
     }
+    out[TIGHT] = {"client": preparation_tight(store, dicts)}
+    return out
 
 
 def _ratio(value: float, base: float) -> float | None:
@@ -135,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
             per_append = measure(redis.Redis(port=server.port), a.rounds, a.ops)
     finally:
         server.stop()
+    tight = per_append.pop(TIGHT)["client"]
     script, raw = per_append["XADD-only EVALSHA"], per_append["raw XADD"]
+    in_loop = (
+        per_append["convstore append"]["client"]
+        - per_append["convstore script, arguments prebuilt"]["client"]
+    )
     report = {
         "pinned": pin,
         "rounds": a.rounds,
@@ -149,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         "client_cpu_vs_raw_xadd": {
             k: _ratio(v["client"], raw["client"]) for k, v in per_append.items()
+        },
+        "client_preparation_us": {
+            "in_the_loop": round(in_loop, 1),
+            "tight_loop_without_io": round(tight, 2),
+            "in_loop_vs_tight": _ratio(in_loop, tight),
         },
     }
     print(json.dumps(report, indent=1))

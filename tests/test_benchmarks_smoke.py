@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from conftest import REDIS_URL, REQUIRE_REDIS, new_namespace
+from convstore import ConversationStore
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_URL = REDIS_URL
@@ -144,7 +145,13 @@ def test_floor_study_reports_every_variant(capsys: pytest.CaptureFixture[str]) -
 
     assert floor.main(["--rounds", "1", "--ops", "10", "--no-pin"]) == 0
     report = json.loads(capsys.readouterr().out)
-    variants = {"convstore append", "minimal safe append", "XADD-only EVALSHA", "raw XADD"}
+    variants = {
+        "convstore append",
+        "minimal safe append",
+        "convstore script, arguments prebuilt",
+        "XADD-only EVALSHA",
+        "raw XADD",
+    }
     assert set(report["us_per_append"]) == set(report["throughput_vs_xadd_only"]) == variants
     assert set(report["redis_cpu_vs_raw_xadd"]) == set(report["client_cpu_vs_raw_xadd"]) == variants
     assert report["throughput_vs_xadd_only"]["XADD-only EVALSHA"] == 1.0
@@ -152,3 +159,23 @@ def test_floor_study_reports_every_variant(capsys: pytest.CaptureFixture[str]) -
         assert set(costs) == {"wall", "client", "server"}
         assert costs["wall"] > 0 and costs["client"] >= 0 and costs["server"] >= 0
     assert report["client_cpu_vs_raw_xadd"]["raw XADD"] in (1.0, None)
+    preparation = report["client_preparation_us"]
+    assert set(preparation) == {"in_the_loop", "tight_loop_without_io", "in_loop_vs_tight"}
+    assert preparation["tight_loop_without_io"] > 0
+
+
+def test_floor_prebuilt_calls_each_store_a_message(shared: str) -> None:
+    """The floor study's prebuilt variant sends convstore's own APPEND calls: each stores
+    its message, readable back as the history, so its cost is a real append's."""
+    from benchmarks.floor import prepared_calls
+    from benchmarks.workloads import new_session
+
+    client = redis.Redis.from_url(REDIS_URL)
+    store = ConversationStore(client, namespace=shared)
+    key = store.sessions.save(new_session("floor-prebuilt"))
+    messages = [{"role": "user", "content": f"m{i}", "metadata": {"i": i}} for i in range(3)]
+    replies = [client.execute_command(*call) for call in prepared_calls(store, key, messages)]
+    assert all(reply.endswith(b"+") for reply in replies)  # "<la> <entry id>+": newly stored
+    history = store.messages.history(key)
+    assert [m["content"] for m in history] == ["m0", "m1", "m2"]
+    assert [m["metadata"]["i"] for m in history] == [0, 1, 2]

@@ -14,15 +14,11 @@ import types
 import pytest
 
 from convstore import AsyncConversationStore, ConversationStore
+from convstore.async_repositories import AsyncMessageRepository, AsyncSessionRepository
 from convstore.follow import AsyncFollower, Follower
 from convstore.inbox import AsyncInbox, AsyncInboxDelivery, Inbox, InboxDelivery
 from convstore.inboxes import AsyncInboxRepository, InboxRepository
-from convstore.repositories import (
-    AsyncMessageRepository,
-    AsyncSessionRepository,
-    MessageRepository,
-    SessionRepository,
-)
+from convstore.repositories import MessageRepository, SessionRepository
 
 PAIRS = [
     (ConversationStore, AsyncConversationStore),

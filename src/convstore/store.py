@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Literal, Self
 
 from convstore import connections, embedded_server, plans
+from convstore.async_repositories import AsyncMessageRepository, AsyncSessionRepository
 from convstore.closing import Closeable
 from convstore.connections import ClientOptions
 from convstore.drivers import AsyncDriver, SyncDriver
@@ -24,12 +25,7 @@ from convstore.monitoring import MetricsHook
 from convstore.plans import Limits, Retention, ServerInfo, StoreConfig
 from convstore.plans.config import InboxSettings
 from convstore.policies import DEFAULT_RETRY, Durability, RetryPolicy, WriteConcern
-from convstore.repositories import (
-    AsyncMessageRepository,
-    AsyncSessionRepository,
-    MessageRepository,
-    SessionRepository,
-)
+from convstore.repositories import MessageRepository, SessionRepository
 
 __all__ = ["DEFAULT_NAMESPACE", "AsyncConversationStore", "ConversationStore"]
 

@@ -160,8 +160,14 @@ def test_floor_study_reports_every_variant(capsys: pytest.CaptureFixture[str]) -
         assert costs["wall"] > 0 and costs["client"] >= 0 and costs["server"] >= 0
     assert report["client_cpu_vs_raw_xadd"]["raw XADD"] in (1.0, None)
     preparation = report["client_preparation_us"]
-    assert set(preparation) == {"in_the_loop", "tight_loop_without_io", "in_loop_vs_tight"}
+    assert set(preparation) == {
+        "in_the_loop",
+        "tight_loop_without_io",
+        "without_io_after_a_50us_sleep",
+        "in_loop_vs_tight",
+    }
     assert preparation["tight_loop_without_io"] > 0
+    assert preparation["without_io_after_a_50us_sleep"] > 0
 
 
 def test_floor_prebuilt_calls_each_store_a_message(shared: str) -> None:

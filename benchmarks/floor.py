@@ -3,7 +3,7 @@ issue 11's wall and Redis CPU goals.
 
 ``python -m benchmarks.floor [--rounds 8] [--ops 400] [--no-pin]``
 
-Three ways to store one message, interleaved on a private pinned redis-server
+Five ways to store one message, interleaved on a private pinned redis-server
 (``benchmarks/server.py``), one call per message, the median of the rounds:
 
 - **convstore**: ``messages.append`` (every guarantee: damage checks, retention,

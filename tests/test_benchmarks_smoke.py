@@ -176,12 +176,13 @@ def test_floor_prebuilt_calls_each_store_a_message(shared: str) -> None:
     from benchmarks.floor import prepared_calls
     from benchmarks.workloads import new_session
 
-    client = redis.Redis.from_url(REDIS_URL)
-    store = ConversationStore(client, namespace=shared)
-    key = store.sessions.save(new_session("floor-prebuilt"))
-    messages = [{"role": "user", "content": f"m{i}", "metadata": {"i": i}} for i in range(3)]
-    replies = [client.execute_command(*call) for call in prepared_calls(store, key, messages)]
+    with redis.Redis.from_url(REDIS_URL) as client:
+        store = ConversationStore(client, namespace=shared)
+        key = store.sessions.save(new_session("floor-prebuilt"))
+        messages = [{"role": "user", "content": f"m{i}", "metadata": {"i": i}} for i in range(3)]
+        calls = prepared_calls(store, key, messages)
+        replies = [client.execute_command(*call) for call in calls]
+        history = store.messages.history(key)
     assert all(reply.endswith(b"+") for reply in replies)  # "<la> <entry id>+": newly stored
-    history = store.messages.history(key)
     assert [m["content"] for m in history] == ["m0", "m1", "m2"]
     assert [m["metadata"]["i"] for m in history] == [0, 1, 2]

@@ -39,6 +39,7 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -63,6 +64,9 @@ return id
 """
 XADD_ONLY = "return redis.call('XADD', KEYS[1], '*', 'd', ARGV[1])"
 TIGHT = "preparation, tight loop"
+#: A KVM guest's idle polling window (Linux's cpuidle-haltpoll driver): 0 means an idle vCPU
+#: halts at once and leaves the VM, so every blocking round trip pays a VM exit and a wake-up.
+HALT_POLL = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
 
 
 def prepared_calls(store: ConversationStore, key: str, dicts: list[dict[str, Any]]) -> list[Any]:
@@ -184,6 +188,14 @@ def measure(client: redis.Redis, rounds: int, ops: int) -> dict[str, dict[str, f
     return out
 
 
+def guest_halt_poll_ns() -> int | None:
+    """The guest's halt-polling window in ns, or None where the driver is not loaded."""
+    try:
+        return int(HALT_POLL.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _ratio(value: float, base: float) -> float | None:
     """``value / base``; None when the base is below the clock's resolution (tiny runs)."""
     return round(value / base, 2) if base > 0 else None
@@ -212,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     report = {
         "pinned": pin,
+        "guest_halt_poll_ns": guest_halt_poll_ns(),
         "rounds": a.rounds,
         "ops_per_round": a.ops,
         "us_per_append": {k: {w: round(x, 1) for w, x in v.items()} for k, v in per_append.items()},

@@ -155,6 +155,9 @@ def test_floor_study_reports_every_variant(capsys: pytest.CaptureFixture[str]) -
     assert set(report["us_per_append"]) == set(report["throughput_vs_xadd_only"]) == variants
     assert set(report["redis_cpu_vs_raw_xadd"]) == set(report["client_cpu_vs_raw_xadd"]) == variants
     assert report["throughput_vs_xadd_only"]["XADD-only EVALSHA"] == 1.0
+    halt_poll = floor.HALT_POLL  # this machine's own setting, recorded with the figures
+    expected = int(halt_poll.read_text()) if halt_poll.exists() else None
+    assert report["guest_halt_poll_ns"] == expected
     for costs in report["us_per_append"].values():
         assert set(costs) == {"wall", "client", "server"}
         assert costs["wall"] > 0 and costs["client"] >= 0 and costs["server"] >= 0
@@ -186,3 +189,20 @@ def test_floor_prebuilt_calls_each_store_a_message(shared: str) -> None:
     assert all(reply.endswith(b"+") for reply in replies)  # "<la> <entry id>+": newly stored
     assert [m["content"] for m in history] == ["m0", "m1", "m2"]
     assert [m["metadata"]["i"] for m in history] == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_compiled_floor_compiles_and_runs_both_builds(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m benchmarks.compiled`` really compiles (here one small module, to keep
+    the suite short) and runs the floor study on the compiled copy and on the source."""
+    from benchmarks import compiled
+
+    argv = ["--pairs", "1", "--rounds", "1", "--ops", "10", "--no-pin"]
+    assert compiled.main([*argv, "--modules", "convstore/isotime.py"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["compiled_modules"] == ["convstore.isotime"]
+    (pair,) = report["pairs"]
+    for build in ("source", "compiled"):
+        assert set(pair[build]) == set(compiled.FIGURES)
+        assert pair[build]["wall_vs_xadd_only"] > 0
+        assert report["median"][build] == pair[build]

@@ -1,6 +1,6 @@
 """What compiling the client's append path would buy: the floor study on a mypyc build.
 
-``python -m benchmarks.compiled [--pairs 4] [--rounds 16] [--ops 400]`` (needs the ``dev``
+``python -m benchmarks.compiled [--pairs 4] [--rounds 16] [--ops 400]`` (needs the ``test``
 extra's mypy, and a C compiler)
 
 The floor study (``benchmarks.floor``) puts the wall goal's shortfall on the client's
@@ -60,7 +60,8 @@ def compile_copy(dest: Path, modules: tuple[str, ...]) -> Path:
 
     mypyc runs without the project's ``pyproject.toml`` (whose metadata an older
     setuptools in the venv may not read), so msgpack's missing stubs are let through on
-    the command line; the types it compiles against are the same ``mypy --strict`` checks.
+    the command line; the annotations it compiles are the ones CI's ``mypy --strict``
+    checks.
     """
     shutil.copytree(ROOT / "src" / "convstore", dest / "convstore")
     done = subprocess.run(

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgpack
 
+T = TypeVar("T")
 Better = Literal["higher", "lower"]
 Role = Literal["convstore", "baseline", "reference", "peer"]
 
@@ -210,24 +213,56 @@ async def atimed(fn: Callable[[], Awaitable[Any]]) -> float:
     return time.perf_counter() - started
 
 
-def interleaved(fns: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
-    """Run each measurement ``rounds`` times, alternating the order to cancel drift."""
-    out: dict[str, list[float]] = {name: [] for name in fns}
+_FROZEN = [False]  # whether a frozen_heap block is open (they nest: only the outer one acts)
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Measure with the objects that exist before the rounds out of the collector's sight.
+
+    The peers' imports (langchain, llama-index, pydantic) leave about 160k tracked objects,
+    and every full collection walks them all: about 100 ms on a 2-vCPU VM. Landing inside
+    one round of a read goal, such a collection moved that round's ratio by up to 2x, at
+    random. ``gc.freeze()`` parks what exists before the rounds (the harness, the imports,
+    the histories built for the reads), so a collection during a round walks only what
+    the rounds allocate, as in a process that holds nothing else; the rounds' own garbage
+    is still collected, inside the round that made it.
+    """
+    if _FROZEN[0]:  # inside another set of rounds: its freeze holds
+        yield
+        return
+    gc.collect()
+    gc.freeze()
+    _FROZEN[0] = True
+    try:
+        yield
+    finally:
+        _FROZEN[0] = False
+        gc.unfreeze()
+
+
+def interleaved(fns: dict[str, Callable[[], T]], rounds: int) -> dict[str, list[T]]:
+    """Each variant once per round, the order reversed every other round (A/B, B/A, ...)
+    to cancel drift, on a frozen heap (:func:`frozen_heap`)."""
+    out: dict[str, list[T]] = {name: [] for name in fns}
     names = list(fns)
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else reversed(names):
-            out[name].append(fns[name]())
+    with frozen_heap():
+        for r in range(rounds):
+            for name in names if r % 2 == 0 else reversed(names):
+                out[name].append(fns[name]())
     return out
 
 
 async def ainterleaved(
     fns: dict[str, Callable[[], Awaitable[float]]], rounds: int
 ) -> dict[str, list[float]]:
+    """:func:`interleaved` for coroutines."""
     out: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else reversed(names):
-            out[name].append(await fns[name]())
+    with frozen_heap():
+        for r in range(rounds):
+            for name in names if r % 2 == 0 else reversed(names):
+                out[name].append(await fns[name]())
     return out
 
 

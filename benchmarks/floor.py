@@ -3,11 +3,14 @@ issue 11's wall and Redis CPU goals.
 
 ``python -m benchmarks.floor [--rounds 8] [--ops 400] [--no-pin]``
 
-Five ways to store one message, interleaved on a private pinned redis-server
+Six ways to store one message, interleaved on a private pinned redis-server
 (``benchmarks/server.py``), one call per message, the median of the rounds:
 
 - **convstore**: ``messages.append`` (every guarantee: damage checks, retention,
   tool-call groups, compare-and-append, indexes, TTL, retried-id detection).
+- **convstore plan, no driver**: the same append plan stepped by hand, one EVALSHA per
+  step: everything but the driver (retries, error translation, metrics and logs), so the
+  two rows split the client's share between the plan and the driver.
 - **minimal safe append**: what any append that keeps the history idempotent and the
   session's counters right must do, and nothing else. The client validates and encodes
   the message with convstore's codec and makes a uuid4; the script reads the session
@@ -26,7 +29,12 @@ what the client's preparation of an append (everything but the send: validation,
 encoding, ids, the plan and driver) costs inside the loop (convstore minus the prebuilt
 variant) beside what the same work costs in a tight loop without I/O (the plan stepped
 with a canned reply), and without I/O but after a 50 µs sleep each: work done right
-after a blocking wait runs on cold caches. The goals ask convstore for
+after a blocking wait runs on cold caches. It also splits that cost:
+``driver_in_the_loop`` is convstore minus the plan stepped by hand; ``plan_timed_in_the_loop``
+and ``plan_reply_timed_in_the_loop`` time, inside the hand-stepped loop, the plan up to its
+script call and the plan's handling of the reply; ``minimal_timed_in_the_loop`` and
+``minimal_tight_loop_without_io`` the minimal safe append's own preparation in its loop and
+without I/O. The goals ask convstore for
 >= 0.85x the XADD-only script's throughput and <= 2x raw XADD's Redis CPU; the minimal
 row shows what the unavoidable work alone leaves.
 """
@@ -45,11 +53,11 @@ from typing import Any
 import redis
 
 from benchmarks.baselines import RawStream
-from benchmarks.common import make_messages, raw_payload
-from benchmarks.server import can_pin, pinned_client, server_cpu, start_server
+from benchmarks.common import Msg, make_messages, raw_payload
+from benchmarks.server import can_pin, on_own_server, server_cpu
 from benchmarks.workloads import new_session
 from convstore import ConversationStore, codec, lua
-from convstore.plans import new_message_ids
+from convstore.plans import Run, new_message_ids
 from convstore.plans.append import append_messages
 
 MINIMAL = r"""
@@ -64,6 +72,7 @@ return id
 """
 XADD_ONLY = "return redis.call('XADD', KEYS[1], '*', 'd', ARGV[1])"
 TIGHT = "preparation, tight loop"
+TIMED = "preparation, timed in the loop"
 #: A KVM guest's idle polling window (Linux's cpuidle-haltpoll driver): 0 means an idle vCPU
 #: halts at once and leaves the VM, so every blocking round trip pays a VM exit and a wake-up.
 HALT_POLL = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
@@ -82,11 +91,21 @@ def prepared_calls(store: ConversationStore, key: str, dicts: list[dict[str, Any
     return calls
 
 
-def preparation_costs(store: ConversationStore, dicts: list[dict[str, Any]]) -> dict[str, float]:
+def minimal_arguments(message: Msg) -> tuple[float, bytes, bytes]:
+    """The minimal safe append's client work: (time, stored message id, payload)."""
+    now = datetime.now(UTC)
+    payload = codec.encode_entry(message.role, message.content, now, dict(message.metadata))
+    return now.timestamp(), codec.encode_message_id(new_message_ids(1)[0]), payload
+
+
+def preparation_costs(
+    store: ConversationStore, msgs: list[Msg], dicts: list[dict[str, Any]]
+) -> dict[str, float]:
     """µs per append of the client's side without I/O (the append plan stepped with a
     canned reply), median of 5 passes over ``dicts``: one step after another ("warm"),
     and each step after a 50 µs sleep ("after_sleep"), which idles the core as a blocking
-    round trip does, but with no socket and no redis-py in between."""
+    round trip does, but with no socket and no redis-py in between; and the minimal safe
+    append's arguments built one after another ("minimal_warm")."""
     reply = b"1700000000000 1700000000000-0+"
 
     def step(message: dict[str, Any]) -> int:
@@ -107,9 +126,16 @@ def preparation_costs(store: ConversationStore, dicts: list[dict[str, Any]]) -> 
             total += step(message)
         return total / len(dicts) / 1000
 
+    def minimal_pass() -> float:
+        started = time.perf_counter_ns()
+        for message in msgs:
+            minimal_arguments(message)
+        return (time.perf_counter_ns() - started) / len(msgs) / 1000
+
     return {
         "warm": statistics.median(one_pass(False) for _ in range(5)),
         "after_sleep": statistics.median(one_pass(True) for _ in range(5)),
+        "minimal_warm": statistics.median(minimal_pass() for _ in range(5)),
     }
 
 
@@ -120,6 +146,7 @@ def measure(client: redis.Redis, rounds: int, ops: int) -> dict[str, dict[str, f
     msgs = make_messages(ops)
     dicts = [{"role": m.role, "content": m.content, "metadata": m.metadata} for m in msgs]
     minimal, xadd_only = client.script_load(MINIMAL), client.script_load(XADD_ONLY)
+    append_sha = client.script_load(lua.APPEND.source)
     serial = iter(range(10**9))
     ready: dict[str, list[Any]] = {}  # the prebuilt variant's calls, made before its round
 
@@ -136,14 +163,45 @@ def measure(client: redis.Redis, rounds: int, ops: int) -> dict[str, dict[str, f
         for message in dicts:
             store.messages.append(key, message)
 
+    # µs per append spent preparing (and, for the plan, reading the reply) inside the loop,
+    # timed around those steps alone, one figure per round (the first is the warm-up's)
+    timed: dict[str, list[float]] = {"plan": [], "reply": [], "minimal": []}
+
+    def plan_by_hand() -> None:
+        key = store.sessions.save(new_session(f"h{next(serial)}"))
+        preparing = reading = 0
+        for message in dicts:
+            t0 = time.perf_counter_ns()
+            plan = append_messages(store.config, key, [message])
+            step = next(plan)
+            t1 = time.perf_counter_ns()
+            if not isinstance(step, Run):
+                raise RuntimeError(f"the append plan asked for {step!r}")
+            reply = client.execute_command(
+                "EVALSHA", append_sha, len(step.keys), *step.keys, *step.args
+            )
+            t2 = time.perf_counter_ns()
+            try:
+                step = plan.send(reply)
+            except StopIteration:
+                pass
+            else:
+                raise RuntimeError(f"the append plan asked for a second step: {step!r}")
+            preparing += t1 - t0
+            reading += time.perf_counter_ns() - t2
+        timed["plan"].append(preparing / len(dicts) / 1000)
+        timed["reply"].append(reading / len(dicts) / 1000)
+
     def minimal_safe() -> None:
         key = store.sessions.save(new_session(f"m{next(serial)}"))
         keys = store.config.keyspace.session(key).all()[:3]
+        preparing = 0
         for m in msgs:
-            now = datetime.now(UTC)
-            payload = codec.encode_entry(m.role, m.content, now, dict(m.metadata))
-            stored = codec.encode_message_id(new_message_ids(1)[0])
-            client.execute_command("EVALSHA", minimal, 3, *keys, now.timestamp(), stored, payload)
+            t0 = time.perf_counter_ns()
+            arguments = minimal_arguments(m)
+            preparing += time.perf_counter_ns() - t0
+            client.execute_command("EVALSHA", minimal, 3, *keys, *arguments)
+        timed["minimal"].append(preparing / len(msgs) / 1000)
 
     def baseline() -> None:
         key = f"floor:x{next(serial)}"
@@ -159,6 +217,7 @@ def measure(client: redis.Redis, rounds: int, ops: int) -> dict[str, dict[str, f
 
     variants: dict[str, Callable[[], None]] = {
         "convstore append": convstore,
+        "convstore plan, no driver": plan_by_hand,
         "minimal safe append": minimal_safe,
         "convstore script, arguments prebuilt": prebuilt,
         "XADD-only EVALSHA": baseline,
@@ -184,7 +243,8 @@ def measure(client: redis.Redis, rounds: int, ops: int) -> dict[str, dict[str, f
         name: {what: statistics.median(values) for what, values in by.items()}
         for name, by in costs.items()
     }
-    out[TIGHT] = preparation_costs(store, dicts)
+    out[TIGHT] = preparation_costs(store, msgs, dicts)
+    out[TIMED] = {what: statistics.median(values[1:]) for what, values in timed.items()}
     return out
 
 
@@ -208,20 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-pin", action="store_true")
     a = p.parse_args(argv)
     pin = not a.no_pin and can_pin()
-    server = start_server(pin)
-    if isinstance(server, str):
-        raise SystemExit(f"benchmarks.floor: {server}")
-    try:
-        with pinned_client(pin):
-            per_append = measure(redis.Redis(port=server.port), a.rounds, a.ops)
-    finally:
-        server.stop()
-    tight = per_append.pop(TIGHT)
-    script, raw = per_append["XADD-only EVALSHA"], per_append["raw XADD"]
-    in_loop = (
-        per_append["convstore append"]["client"]
-        - per_append["convstore script, arguments prebuilt"]["client"]
+    per_append = on_own_server(
+        pin, "benchmarks.floor", lambda client: measure(client, a.rounds, a.ops)
     )
+    tight, timed = per_append.pop(TIGHT), per_append.pop(TIMED)
+    script, raw = per_append["XADD-only EVALSHA"], per_append["raw XADD"]
+    convstore = per_append["convstore append"]["client"]
+    in_loop = convstore - per_append["convstore script, arguments prebuilt"]["client"]
+    driver = convstore - per_append["convstore plan, no driver"]["client"]
     report = {
         "pinned": pin,
         "guest_halt_poll_ns": guest_halt_poll_ns(),
@@ -242,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
             "tight_loop_without_io": round(tight["warm"], 2),
             "without_io_after_a_50us_sleep": round(tight["after_sleep"], 2),
             "in_loop_vs_tight": _ratio(in_loop, tight["warm"]),
+            "driver_in_the_loop": round(driver, 1),
+            "plan_timed_in_the_loop": round(timed["plan"], 2),
+            "plan_reply_timed_in_the_loop": round(timed["reply"], 2),
+            "minimal_timed_in_the_loop": round(timed["minimal"], 2),
+            "minimal_tight_loop_without_io": round(tight["minimal_warm"], 2),
         },
     }
     print(json.dumps(report, indent=1))

@@ -174,15 +174,5 @@ class GoalBench:
         self.client.close()
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[Any]]:
-    """Each variant once per round, the order reversed every other round (A/B, B/A, ...)."""
-    out: dict[str, list[Any]] = {name: [] for name in fns}
-    names = list(fns)
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else reversed(names):
-            out[name].append(fns[name]())
-    return out
-
-
 def as_dicts(msgs: list[Msg]) -> list[dict[str, Any]]:
     return [m.as_dict() for m in msgs]

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import LAST_N, make_messages, raw_payload
-from benchmarks.goal_bench import Goal, GoalBench, as_dicts, interleaved, med
+from benchmarks.common import LAST_N, interleaved, make_messages, raw_payload
+from benchmarks.goal_bench import Goal, GoalBench, as_dicts, med
 from benchmarks.goal_writes import CONV
 
 RAW_READ = "raw XRANGE + msgpack.unpackb"

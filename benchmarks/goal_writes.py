@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import BATCH, make_messages, raw_payload
-from benchmarks.goal_bench import Goal, GoalBench, Sample, as_dicts, interleaved, med
+from benchmarks.common import BATCH, interleaved, make_messages, raw_payload
+from benchmarks.goal_bench import Goal, GoalBench, Sample, as_dicts, med
 from benchmarks.goal_peers import GoalPeer
 from benchmarks.server import commandstats, stats_delta
 from benchmarks.workloads import new_session

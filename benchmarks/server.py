@@ -15,12 +15,14 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis
 
 CLIENT_CORE, SERVER_CORE = 0, 1
+T = TypeVar("T")
 
 
 def can_pin() -> bool:
@@ -102,6 +104,19 @@ def start_server(pin: bool) -> OwnServer | str:
         client.close()
     server.stop()
     return f"redis-server did not start on port {port}"
+
+
+def on_own_server(pin: bool, who: str, run: Callable[[redis.Redis], T]) -> T:
+    """``run`` with a client of a fresh private server (client and server pinned when
+    ``pin``), the server stopped afterwards; a server that cannot start ends ``who``."""
+    server = start_server(pin)
+    if isinstance(server, str):
+        raise SystemExit(f"{who}: {server}")
+    try:
+        with pinned_client(pin):
+            return run(redis.Redis(port=server.port))
+    finally:
+        server.stop()
 
 
 def server_cpu(client: redis.Redis) -> float:

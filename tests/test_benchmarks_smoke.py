@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from conftest import REDIS_URL, REQUIRE_REDIS, new_namespace
-from convstore import ConversationStore
+from convstore import ConversationStore, codec
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_URL = REDIS_URL
@@ -139,6 +139,28 @@ def test_refuses_remote_and_nonempty(tmp_path: Path) -> None:
     )
 
 
+def test_rounds_run_on_a_frozen_heap_and_nested_blocks_keep_it() -> None:
+    """``interleaved`` runs its rounds with the existing objects frozen (out of the
+    collector's walk); a nested block does not thaw them, and the outer one thaws all."""
+    import gc
+
+    from benchmarks.common import frozen_heap, interleaved
+
+    assert gc.get_freeze_count() == 0
+    seen: list[int] = []
+
+    def variant() -> int:
+        with frozen_heap():  # nested: must not unfreeze the outer block's objects
+            pass
+        seen.append(gc.get_freeze_count())
+        return len(seen)
+
+    got = interleaved({"a": variant, "b": variant}, 2)
+    assert sorted(got["a"] + got["b"]) == [1, 2, 3, 4]
+    assert all(count > 0 for count in seen)
+    assert gc.get_freeze_count() == 0
+
+
 def test_floor_study_reports_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
     """``python -m benchmarks.floor`` on its own redis-server: every variant, a ratio each."""
     from benchmarks import floor
@@ -147,6 +169,7 @@ def test_floor_study_reports_every_variant(capsys: pytest.CaptureFixture[str]) -
     report = json.loads(capsys.readouterr().out)
     variants = {
         "convstore append",
+        "convstore plan, no driver",
         "minimal safe append",
         "convstore script, arguments prebuilt",
         "XADD-only EVALSHA",
@@ -168,9 +191,62 @@ def test_floor_study_reports_every_variant(capsys: pytest.CaptureFixture[str]) -
         "tight_loop_without_io",
         "without_io_after_a_50us_sleep",
         "in_loop_vs_tight",
+        "driver_in_the_loop",
+        "plan_timed_in_the_loop",
+        "plan_reply_timed_in_the_loop",
+        "minimal_timed_in_the_loop",
+        "minimal_tight_loop_without_io",
     }
-    assert preparation["tight_loop_without_io"] > 0
+    differences = {"in_the_loop", "in_loop_vs_tight", "driver_in_the_loop"}  # of two medians
+    for what, value in preparation.items():
+        if what not in differences:
+            assert value > 0, what
     assert preparation["without_io_after_a_50us_sleep"] > 0
+
+
+def test_read_floor_reports_every_read_on_both_heaps(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m benchmarks.read_floor`` on its own redis-server: every read, on the lean
+    heap and with the ballast, a ratio against the raw read each."""
+    from benchmarks import read_floor
+
+    argv = ["--n", "60", "--rounds", "1", "--ballast", "1000", "--no-pin"]
+    assert read_floor.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["messages"] == 60 and report["ballast_objects"] == 1000
+    assert report["full_collection_ms_with_ballast"] > 0
+    for heap in ("lean", "ballast"):
+        figures = report[heap]
+        for what in ("ms_per_read", "us_per_row", "vs_raw"):
+            assert set(figures[what]) == set(read_floor.READS)
+            assert all(value > 0 for value in figures[what].values())
+        assert figures["vs_raw"][read_floor.RAW] == 1.0
+
+
+def test_least_rebuild_reads_what_convstore_reads(shared: str) -> None:
+    """The read floor's least rebuild returns the messages ``history`` returns: unformatted
+    (with or without the scan), or formatted, then exactly the same dicts."""
+    from benchmarks.read_floor import least_rebuild
+    from benchmarks.workloads import new_session
+
+    with redis.Redis.from_url(REDIS_URL) as client:
+        store = ConversationStore(client, namespace=shared)
+        key = store.sessions.save(new_session("read-floor"))
+        store.messages.append_many(
+            key, [{"role": "user", "content": f"m{i}", "metadata": {"i": i}} for i in range(3)]
+        )
+        rows = client.execute_command(
+            "XRANGE", store.config.keyspace.session(key).messages, "-", "+"
+        )
+        history = store.messages.history(key)
+    for rebuilt in (least_rebuild(rows), least_rebuild(rows, scan=True)):
+        assert [(m["role"], m["content"], m["metadata"]["i"]) for m in rebuilt] == [
+            (m["role"], m["content"], m["metadata"]["i"]) for m in history
+        ]
+        assert [m["timestamp"].isoformat() for m in rebuilt] == [m["timestamp"] for m in history]
+        assert [codec.decode_message_id(m["metadata"]["message_id"]) for m in rebuilt] == [
+            m["metadata"]["message_id"] for m in history
+        ]
+    assert least_rebuild(rows, scan=True, formatted=True) == history
 
 
 def test_floor_prebuilt_calls_each_store_a_message(shared: str) -> None:

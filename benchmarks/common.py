@@ -213,9 +213,6 @@ async def atimed(fn: Callable[[], Awaitable[Any]]) -> float:
     return time.perf_counter() - started
 
 
-_FROZEN = [False]  # whether a frozen_heap block is open (they nest: only the outer one acts)
-
-
 @contextlib.contextmanager
 def frozen_heap() -> Iterator[None]:
     """Measure with the objects that exist before the rounds out of the collector's sight.
@@ -228,25 +225,25 @@ def frozen_heap() -> Iterator[None]:
     the rounds allocate, as in a process that holds nothing else; the rounds' own garbage
     is still collected, inside the round that made it.
     """
-    if _FROZEN[0]:  # inside another set of rounds: its freeze holds
+    if gc.get_freeze_count():  # inside another set of rounds: its freeze holds
         yield
         return
     gc.collect()
     gc.freeze()
-    _FROZEN[0] = True
     try:
         yield
     finally:
-        _FROZEN[0] = False
         gc.unfreeze()
 
 
-def interleaved(fns: dict[str, Callable[[], T]], rounds: int) -> dict[str, list[T]]:
+def interleaved(
+    fns: dict[str, Callable[[], T]], rounds: int, *, lean: bool = True
+) -> dict[str, list[T]]:
     """Each variant once per round, the order reversed every other round (A/B, B/A, ...)
-    to cancel drift, on a frozen heap (:func:`frozen_heap`)."""
+    to cancel drift, on a frozen heap (:func:`frozen_heap`) unless ``lean`` is False."""
     out: dict[str, list[T]] = {name: [] for name in fns}
     names = list(fns)
-    with frozen_heap():
+    with frozen_heap() if lean else contextlib.nullcontext():
         for r in range(rounds):
             for name in names if r % 2 == 0 else reversed(names):
                 out[name].append(fns[name]())

@@ -44,7 +44,7 @@ import msgpack
 import redis
 
 from benchmarks.baselines import RawStream
-from benchmarks.common import frozen_heap, make_messages
+from benchmarks.common import interleaved, make_messages, timed
 from benchmarks.server import can_pin, on_own_server
 from benchmarks.workloads import new_session
 from convstore import ConversationStore, codec
@@ -82,17 +82,11 @@ def least_rebuild(
     return out
 
 
-def rounds_of(reads: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    """Median ms per read of each variant, the order reversed every other round."""
-    got: dict[str, list[float]] = {name: [] for name in reads}
-    names = list(reads)
-    for r in range(rounds + 1):  # round 0 warms up
-        for name in names if r % 2 == 0 else reversed(names):
-            started = time.perf_counter()
-            reads[name]()
-            if r:
-                got[name].append((time.perf_counter() - started) * 1000)
-    return {name: statistics.median(values) for name, values in got.items()}
+def rounds_of(reads: dict[str, Callable[[], Any]], rounds: int, *, lean: bool) -> dict[str, float]:
+    """Median ms per read of each variant, interleaved (``lean``: on a frozen heap)."""
+    timed_reads = {name: (lambda read=read: timed(read) * 1000) for name, read in reads.items()}
+    got = interleaved(timed_reads, rounds + 1, lean=lean)  # round 0 warms up
+    return {name: statistics.median(values[1:]) for name, values in got.items()}
 
 
 def measure(client: redis.Redis, n: int, rounds: int, ballast: int) -> dict[str, Any]:
@@ -123,14 +117,13 @@ def measure(client: redis.Redis, n: int, rounds: int, ballast: int) -> dict[str,
     ):
         raise RuntimeError("the formatted least rebuild does not read what convstore reads")
     try:
-        with frozen_heap():
-            lean = rounds_of(reads, rounds)
+        lean = rounds_of(reads, rounds, lean=True)
         objects = [{"i": i} for i in range(ballast)]  # tracked, alive through the rounds
         gc.collect()
         started = time.perf_counter()
         gc.collect()
         full_collection_ms = (time.perf_counter() - started) * 1000
-        weighed = rounds_of(reads, rounds)
+        weighed = rounds_of(reads, rounds, lean=False)
         del objects
     finally:
         for found in client.scan_iter(match="readfloor*", count=1000):

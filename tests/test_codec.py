@@ -783,3 +783,33 @@ def test_non_canonical_uuid_text_is_kept_verbatim() -> None:
     assert codec.encode_message_id(upper) == b"t" + upper.encode()
     with pytest.raises(CodecError):
         codec.decode_message_id(b"\x01garbage")
+
+
+def test_packing_reuses_one_packer_per_thread_and_a_failed_pack_leaves_it_clean() -> None:
+    """``packing.packb`` keeps a msgpack Packer per thread: after a refused value the next
+    payload packs exactly, and threads packing at once never mix their bytes."""
+    import threading
+
+    from convstore.packing import packb
+
+    good = [3, "user", "x" * 300, datetime(2024, 5, 1, tzinfo=UTC), {"k": [1, 2.5, None]}]
+    with pytest.raises(CodecError):
+        packb([1, "half written", object()])
+    assert packb(good) == msgpack.packb(good, use_bin_type=True, datetime=True)
+
+    payloads = [[i, "p" * (i % 97), {"n": i, "t": [str(i)] * (i % 5)}] for i in range(400)]
+    expected = [msgpack.packb(p, use_bin_type=True) for p in payloads]
+    wrong: list[int] = []
+
+    def work(offset: int) -> None:
+        for step in range(2000):
+            index = (offset + step * 7) % len(payloads)
+            if packb(payloads[index]) != expected[index]:
+                wrong.append(index)
+
+    threads = [threading.Thread(target=work, args=(n * 13,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []

@@ -247,6 +247,41 @@ def test_append_sends_ids_timestamps_and_payloads_in_one_script() -> None:
     assert run.result == [AppendResult("m1", "1714564800000-0", True)]
 
 
+def test_a_plain_dict_takes_the_short_path_to_the_same_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plain dict with no timestamp is checked inline (the common case); any other
+    Mapping, or a dict the inline checks cannot clear, goes through the field-by-field
+    checks. Both build the same step, and the caller's metadata is never changed."""
+    from types import MappingProxyType
+
+    monkeypatch.setattr("convstore.plans.append.utc_now", lambda: NOW)
+    metadata = {"message_id": "m1", "model": "gpt", "tags": ["a"]}
+    plain = {"role": "user", "content": "hi", "metadata": metadata}
+    first = Stepper(plans.append_messages(config(), "k", [plain])).first()
+    assert first.args[2:] == (
+        codec.encode_message_id("m1"),
+        str(NOW_US // 1000),
+        codec.encode_entry("user", "hi", NOW, {"model": "gpt", "tags": ["a"]}),
+    )
+    assert metadata == {"message_id": "m1", "model": "gpt", "tags": ["a"]}  # a copy was popped
+    for other in (
+        MappingProxyType(plain),  # not a dict
+        {**plain, "metadata": MappingProxyType(metadata)},  # metadata not a dict
+        {**plain, "timestamp": NOW},  # a timestamp to parse
+    ):
+        assert Stepper(plans.append_messages(config(), "k", [other])).first() == first
+    bare = Stepper(plans.append_messages(config(), "k", [{"role": "user", "content": "hi"}]))
+    assert bare.first().args[4] == codec.encode_entry("user", "hi", NOW, {})
+    for bad, match in (
+        ({"role": "", "content": "hi", "metadata": {}}, "role must be a non-empty string"),
+        ({"role": "user", "content": 1, "metadata": {}}, "content must be a string"),
+        ({"role": "user", "content": "", "metadata": {}, "extra": 1}, "unexpected"),
+    ):
+        with pytest.raises(ValidationError, match=match):
+            next(plans.append_messages(config(), "k", [bad]))
+
+
 def test_append_sends_tool_call_fields_after_the_timestamp() -> None:
     metadata = {"message_id": "m1", "tool_calls": [{"id": "c1"}, {"id": "c\t2"}]}
     message = {"role": "assistant", "content": "", "timestamp": NOW, "metadata": metadata}

@@ -24,7 +24,7 @@ from convstore import monitoring
 from convstore.connections import inspect_client
 from convstore.errors import ConfigurationError
 from convstore.lua import Script
-from convstore.operation import Operation, Reported
+from convstore.operation import Operation
 from convstore.plans import Batch, Call, Plan, Run, Step
 from convstore.plans.grouping import halves, plan_sends, replies_of
 from convstore.policies import DEFAULT_RETRY, RetryPolicy, WriteConcern
@@ -93,7 +93,7 @@ class SyncDriver(_Driver):
 
     def run(self, plan: Plan[T], *, wait_replicas: int | None = None) -> T:
         op = self._operation(plan, wait_replicas)
-        with Reported(op, plan):
+        with op:
             try:
                 step = next(plan)
                 while True:
@@ -201,7 +201,7 @@ class AsyncDriver(_Driver):
         op = self._operation(plan, wait_replicas)
         if self.cluster and op.concern.active:
             raise ConfigurationError("wait_replicas is not supported on an asyncio RedisCluster")
-        with Reported(op, plan):
+        with op:
             try:
                 step = next(plan)
                 while True:

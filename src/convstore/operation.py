@@ -1,6 +1,6 @@
 """One store operation (one plan run) as the drivers see it: its retry bookkeeping, the
 write-concern shortfall it raises at the end, and what it reports to metrics and logs
-(:class:`Reported`, the context every run happens in). No I/O here: the drivers
+(the operation is also the context every run happens in). No I/O here: the drivers
 (``convstore.drivers``) send the steps.
 """
 
@@ -18,7 +18,7 @@ from convstore.failures import failure_kind, translate, wait_replies
 from convstore.plans import Batch, Plan, Run, Step
 from convstore.policies import RetryPolicy, WriteConcern
 
-__all__ = ["Operation", "Reported", "measure", "report"]
+__all__ = ["Operation", "measure", "report"]
 
 T = TypeVar("T")
 
@@ -124,6 +124,31 @@ class Operation:
             )
         return result
 
+    # The context every run happens in: redis-py failures become convstore errors, and the
+    # run is reported to monitoring. Methods of the operation rather than a second object
+    # or a ``@contextmanager``: it wraps every store call.
+
+    def __enter__(self) -> Operation:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any
+    ) -> None:
+        outcome, error, translated = "ok", "", None
+        if exc is not None:
+            outcome = "error"
+            if isinstance(exc, rex.RedisError):
+                translated = translate(exc, self.name)
+                error = type(translated).__name__
+            elif isinstance(exc, Exception):
+                error = type(exc).__name__
+        self.plan.close()
+        level = logging.DEBUG if outcome == "ok" else logging.INFO
+        if self.observed or monitoring.logger.isEnabledFor(level):
+            report(self, outcome, error, level)
+        if translated is not None:
+            raise translated from exc
+
 
 def measure(op: Operation, step: Step, reply: Any) -> None:
     """Session, messages and payload bytes of one step (only when a hook listens)."""
@@ -144,41 +169,6 @@ def measure(op: Operation, step: Step, reply: Any) -> None:
                 fields = row[1]
                 values = fields.values() if isinstance(fields, dict) else fields[1::2]
                 op.bytes += sum(len(v) for v in values if isinstance(v, bytes))
-
-
-class Reported:
-    """Map redis-py failures to convstore errors and report the operation to monitoring.
-
-    A plain class rather than ``@contextmanager``: it wraps every store call, and a
-    generator-based context manager costs more than the rest of the driver together.
-    """
-
-    __slots__ = ("op", "plan")
-
-    def __init__(self, op: Operation, plan: Plan[Any]) -> None:
-        self.op, self.plan = op, plan
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any
-    ) -> None:
-        op = self.op
-        outcome, error, translated = "ok", "", None
-        if exc is not None:
-            outcome = "error"
-            if isinstance(exc, rex.RedisError):
-                translated = translate(exc, op.name)
-                error = type(translated).__name__
-            elif isinstance(exc, Exception):
-                error = type(exc).__name__
-        self.plan.close()
-        level = logging.DEBUG if outcome == "ok" else logging.INFO
-        if op.observed or monitoring.logger.isEnabledFor(level):
-            report(op, outcome, error, level)
-        if translated is not None:
-            raise translated from exc
 
 
 def report(op: Operation, outcome: str, error: str, level: int) -> None:

@@ -11,6 +11,7 @@ may reach msgpack's own limit (1,024 levels, deep enough to break ``repr`` or ``
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -136,6 +137,12 @@ def _default(value: object) -> object:
     raise TypeError(f"cannot pack {type(value).__name__}")
 
 
+#: One msgpack Packer per thread: building one per call costs more than packing a message.
+#: Per thread, because a Packer's buffer is not safe to share (``_default`` runs Python code
+#: mid-pack); it resets itself after every call, failed or not.
+_PACKERS = threading.local()
+
+
 def packb(
     payload: Mapping[str, Any] | list[Any],
     *,
@@ -148,7 +155,13 @@ def packb(
     raises :class:`ValidationError` naming ``field``: the readers would refuse it.
     """
     try:
-        packed: bytes = msgpack.packb(payload, use_bin_type=True, datetime=True, default=_default)
+        pack = _PACKERS.pack
+    except AttributeError:
+        pack = _PACKERS.pack = msgpack.Packer(
+            use_bin_type=True, datetime=True, default=_default
+        ).pack
+    try:
+        packed: bytes = pack(payload)
     except (TypeError, ValueError, OverflowError) as exc:
         check_storable(payload, "payload")  # names the path when it can
         raise CodecError(f"payload cannot be encoded: {exc}") from exc

@@ -35,17 +35,18 @@ def new_message_ids(count: int) -> list[str]:
 
 
 def _fresh_ids(count: int) -> list[tuple[str, bytes]]:
-    """``count`` new uuid4 message ids, each with its stored form (``encode_message_id``)
-    built from the same bytes rather than parsed back from the text."""
-    raw = bytearray(os.urandom(16 * count))
-    out = []
-    for start in range(0, 16 * count, 16):
-        raw[start + 6] = (raw[start + 6] & 0x0F) | 0x40  # version 4
-        raw[start + 8] = (raw[start + 8] & 0x3F) | 0x80  # RFC 4122 variant
-        h = raw[start : start + 16].hex()
-        text = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-        out.append((text, b"\x00" + bytes(raw[start : start + 16])))
-    return out
+    """``count`` new uuid4 message ids (:func:`_uuid4`) from one ``os.urandom`` call."""
+    raw = os.urandom(16 * count)
+    return [_uuid4(bytearray(raw[start : start + 16])) for start in range(0, 16 * count, 16)]
+
+
+def _uuid4(raw: bytearray) -> tuple[str, bytes]:
+    """A uuid4 message id made of 16 random bytes (marked in place): its text and its
+    stored form (``encode_message_id``), built from the same bytes, not parsed back."""
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", b"\x00" + raw
 
 
 def _from_dict(message: Mapping[str, Any]) -> tuple[str, str, datetime, dict[str, Any]]:
@@ -79,14 +80,27 @@ def _prepare(
     config: StoreConfig,
     key: str,
     message: AgentCommunicationMessage | Mapping[str, Any],
-    fresh: tuple[str, bytes],
+    fresh: tuple[str, bytes] | None,
 ) -> tuple[str, bool, bytes, str, bytes]:
-    """(message_id, whether it is ``fresh``'s, then APPEND's three arguments: stored id,
-    "<timestamp ms>[\t<tool fields>]", payload) for one message; raises before anything
-    is sent."""
-    if type(message) is dict or (
-        isinstance(message, Mapping) and not isinstance(message, AgentCommunicationMessage)
-    ):
+    """(message_id, whether it was generated here, then APPEND's three arguments: stored
+    id, "<timestamp ms>[\t<tool fields>]", payload) for one message; raises before
+    anything is sent. ``fresh``: the id to give a message without one (None: a new one).
+    """
+    if type(message) is dict:  # the common case first: a plain ContextEngine dict
+        role, content = message.get("role"), message.get("content")
+        raw_ts, raw_meta = message.get("timestamp"), message.get("metadata")
+        if (
+            type(role) is str
+            and role
+            and type(content) is str
+            and raw_ts is None
+            and type(raw_meta) is dict
+            and _ENTRY_KEYS.issuperset(message)
+        ):
+            timestamp, metadata = utc_now(), raw_meta.copy()
+        else:  # checked one by one, for the error that names what is wrong
+            role, content, timestamp, metadata = _from_dict(message)
+    elif isinstance(message, Mapping) and not isinstance(message, AgentCommunicationMessage):
         role, content, timestamp, metadata = _from_dict(message)
     elif isinstance(message, AgentCommunicationMessage):
         if message.session_key != key:
@@ -105,14 +119,14 @@ def _prepare(
     message_id = metadata.pop("message_id", None)
     generated = not message_id
     if generated:
-        message_id, stored_id = fresh
+        message_id, stored_id = fresh or _uuid4(bytearray(os.urandom(16)))
     elif isinstance(message_id, str):
         stored_id = codec.encode_message_id(message_id)
     else:
         raise ValidationError("metadata.message_id must be a string", field="message_id")
     limits = config.limits
     payload = codec.pack_entry(role, content, timestamp, metadata, limits=limits)
-    tools = tool_fields(metadata)
+    tools = tool_fields(metadata) if metadata else ""
     size = len(payload) + len(stored_id) + len(tools)
     if size > limits.max_record_bytes:
         within_limit(size, limits.max_record_bytes, "record", "max_record_bytes")
@@ -126,7 +140,7 @@ def _prepare_all(
     """Every message checked and encoded, and the batch within its limits, before a send."""
     limits = config.limits
     if len(batch) == 1:  # the common case, without the batch bookkeeping
-        return [_prepare(config, key, batch[0], _fresh_ids(1)[0])]
+        return [_prepare(config, key, batch[0], None)]
     within_limit(
         len(batch), limits.max_batch_messages, "messages", "max_batch_messages", unit="messages"
     )
@@ -166,15 +180,14 @@ def append_messages(
             yield from missing_session(config, key)
         return []
     inline, ttl, max_messages, max_age = config.constants
-    unsaved = int(unsaved_ok)
-    fresh = int(all(item[1] for item in prepared))  # every id generated here: see lua
+    unsaved = 1 if unsaved_ok else 0
+    fresh = 1 if all([item[1] for item in prepared]) else 0  # every id generated here: see lua
     common = f"{config.now()} {ttl} {max_messages} {max_age} {expected or '*'}"
-    args: list[Any] = [f"{inline}{unsaved}{fresh} {common}", key]  # lua/core.py: packed
-    for item in prepared:
-        args += item[2:]
-    resend = (f"{inline}{unsaved}0 {common}", *args[1:]) if fresh else None
+    per_message = [arg for item in prepared for arg in item[2:]]
+    args = (f"{inline}{unsaved}{fresh} {common}", key, *per_message)  # lua/core.py: packed
+    resend = (f"{inline}{unsaved}0 {common}", key, *per_message) if fresh else None
     keys = config.keyspace.session(key).encoded
-    reply = yield Run(lua.APPEND, keys, tuple(args), len(prepared), resend)
+    reply = yield Run(lua.APPEND, keys, args, len(prepared), resend)
     if not isinstance(reply, bytes | str):  # a status: damage refuses before any write
         status = yield from session_status(config, reply, key)
         if status == STALE:
@@ -184,8 +197,8 @@ def append_messages(
     if config.cluster:
         yield from cluster_index_sync(config, key, split_idx(idx), (), la)
     return [
-        AppendResult(mid, entry[:-1], entry[-1] == "+")
-        for (mid, *_), entry in zip(prepared, entries, strict=True)
+        AppendResult(item[0], entry[:-1], entry[-1] == "+")
+        for item, entry in zip(prepared, entries, strict=True)
     ]
 
 

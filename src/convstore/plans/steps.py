@@ -15,6 +15,10 @@ raises :class:`~convstore.errors.StoreUnavailable` with ``outcome="unknown"``.
 
 A new plan that needs a retried write makes it idempotent first (an id carried in the
 request, or a check of the revision the caller saw) and then declares it so.
+
+Steps are values that nothing changes once built, but not ``frozen`` dataclasses: every
+store call builds one, and a frozen dataclass's ``__init__`` (one ``object.__setattr__``
+per field) costs four times a plain one's, 0.4 µs of a 10 µs append.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ READ_COMMANDS = frozenset(
 REPEATABLE_COMMANDS = READ_COMMANDS | {"ZADD", "ZREM"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
     """One Redis command; ``any_node``: a keyless command any one cluster node can answer."""
 
@@ -65,7 +69,7 @@ class Call:
         return self
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Run:
     """One Lua script (EVALSHA, loaded on first use).
 
@@ -97,7 +101,7 @@ class Run:
         return Run(self.script, self.keys, self.resend_args, self.messages)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Batch:
     """Several steps in one round trip (a non-transactional pipeline); replies come back in order."""
 

@@ -4,7 +4,7 @@ under issue 11's read-all goal (<= 1.3x), and what the collector's heap does to 
 ``python -m benchmarks.read_floor [--n 5000] [--rounds 8] [--ballast 160000] [--no-pin]``
 
 One history of ``n`` messages stored by convstore and the same messages in a raw stream,
-on a private pinned redis-server (``benchmarks/server.py``); five reads, interleaved, the
+on a private pinned redis-server (``benchmarks/server.py``); eight reads, interleaved, the
 median of the rounds:
 
 - **XRANGE only**, of each stream: the transfer and redis-py's parsing, nothing decoded;
@@ -20,7 +20,9 @@ median of the rounds:
   as the ContextEngine form carries them (``isotime.utc_isoformat``,
   ``codec.decode_message_id``: one call each, which convstore's reader inlines);
 - **convstore**: ``messages.history(key)`` (every row checked for what msgpack cannot rule
-  out, an ISO timestamp, the message id as text).
+  out, an ISO timestamp, the message id as text);
+- **convstore typed**: ``messages.read(key)``, the same rows checked the same way, returned
+  as ``StoredMessage`` values (the timestamp a datetime, the id text made when asked).
 
 Each set of rounds runs twice: on a **lean heap** (``gc.freeze()`` first, as
 ``benchmarks.common.interleaved`` does, so a collection walks only what the reads
@@ -59,6 +61,7 @@ READS = (
     "least + the safety scan",
     "least + the scan + ISO timestamp and id text",
     "convstore messages.history",
+    "convstore messages.read (typed values)",
 )
 
 
@@ -110,12 +113,15 @@ def measure(client: redis.Redis, n: int, rounds: int, ballast: int) -> dict[str,
         READS[4]: lambda: least_rebuild(xrange(), scan=True),
         READS[5]: lambda: least_rebuild(xrange(), scan=True, formatted=True),
         READS[6]: lambda: store.messages.history(key),
+        READS[7]: lambda: store.messages.read(key),
     }
     ours = store.messages.history(key)
     if [m["content"] for m in ours] != [m.content for m in msgs] or ours != least_rebuild(
         xrange(), scan=True, formatted=True
     ):
         raise RuntimeError("the formatted least rebuild does not read what convstore reads")
+    if [m.as_dict() for m in store.messages.read(key)] != ours:
+        raise RuntimeError("messages.read does not read what messages.history reads")
     try:
         lean = rounds_of(reads, rounds, lean=True)
         objects = [{"i": i} for i in range(ballast)]  # tracked, alive through the rounds

@@ -15,7 +15,7 @@ from google.adk.events.event_actions import EventActions
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 
-from convstore import AsyncConversationStore
+from convstore import AsyncConversationStore, StoredMessage
 from convstore.adapters import adk
 from convstore.adapters.adk import ConvstoreSessionService, session_key
 
@@ -121,13 +121,13 @@ async def test_reads_are_served_by_the_stream(
         await service.append_event(s, _event(str(i), ts=float(i)))
     key = session_key("a", "u", s.id)
     calls: list[tuple[object, ...]] = []
-    original = astore.messages.history
+    original = astore.messages.read
 
-    async def spy(*args: object, **kw: object) -> list[dict[str, object]]:
+    async def spy(*args: object, **kw: object) -> list[StoredMessage]:
         calls.append((args, kw))
         return await original(*args, **kw)  # type: ignore[arg-type]
 
-    astore.messages.history = spy  # type: ignore[method-assign]
+    astore.messages.read = spy  # type: ignore[method-assign]
     got = await service.get_session(
         app_name="a", user_id="u", session_id=s.id,
         config=GetSessionConfig(num_recent_events=3, after_timestamp=29.0),

@@ -104,6 +104,9 @@ def _check_goals(section: dict[str, object]) -> None:
         assert any(name in g["what"] for g in goals), f"goal row missing: {name}"
     # bytes at each size of the tiny run, and the many-sessions row
     assert len([g for g in goals if "bytes per message" in g["what"]]) == 3
+    for read in ("read all", "newest 20 of"):  # each read as typed values and as dicts
+        forms = [g["what"] for g in goals if g["what"].startswith(read)]
+        assert len(forms) == 2 and "messages.read" in forms[0] and "history" in forms[1], forms
     for g in goals:
         assert g["op"] in (">=", "<=") and g["target"] > 0 and g["baseline"]
         if g["ratio"] is None:

@@ -1,8 +1,10 @@
 """The history read's per-row fast path returns exactly what the careful decoder returns.
 
 ``isotime.utc_isoformat`` against ``datetime.isoformat``; ``plans.reading.decode_rows``
-against ``decode_fields`` row by row (and raising where it raises); ``codec.plain_entry``
-never clears a bytes key or deep nesting, whatever the bytes before the metadata.
+against ``decode_fields`` row by row, and ``decode_stored`` (the typed read) against
+``stored_fields`` (and raising where they raise), the typed values' ``as_dict()`` being
+the dicts; ``codec.plain_entry`` never clears a bytes key or deep nesting, whatever the
+bytes before the metadata.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from hypothesis import strategies as st
 from convstore import codec
 from convstore.errors import CodecError
 from convstore.isotime import utc_isoformat
-from convstore.plans.reading import decode_fields, decode_rows
+from convstore.plans.reading import decode_fields, decode_rows, decode_stored, stored_fields
+from convstore.plans.results import StoredMessage
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -98,6 +101,32 @@ def _fast(rows: list[Any], newest_first: bool = False) -> list[dict[str, Any]] |
         return None
 
 
+def _careful_stored(rows: list[Any]) -> list[StoredMessage] | type[Exception]:
+    try:
+        return [stored_fields(r, codec.MAX_PAYLOAD_BYTES) for r in rows]
+    except Exception as exc:  # noqa: BLE001 - compared with the fast path's outcome
+        return type(exc)
+
+
+def _fast_stored(rows: list[Any], newest_first: bool = False) -> list[StoredMessage] | None:
+    try:
+        return list(decode_stored(rows, codec.MAX_PAYLOAD_BYTES, newest_first=newest_first))
+    except Exception:  # noqa: BLE001 - the caller re-reads row by row: only success matters
+        return None
+
+
+def _same_both_ways(rows: list[Any]) -> None:
+    """Both fast paths equal their careful decoders, and the typed values' dicts the dicts."""
+    expected, typed = _careful(rows), _careful_stored(rows)
+    assert isinstance(expected, list) and isinstance(typed, list)
+    assert _fast(rows) == expected
+    assert _fast(rows[::-1], newest_first=True) == expected
+    assert _fast_stored(rows) == typed
+    assert _fast_stored(rows[::-1], newest_first=True) == typed
+    assert [m.as_dict() for m in typed] == expected
+    assert [m.message_id for m in typed] == [e["metadata"]["message_id"] for e in expected]
+
+
 @given(
     st.lists(
         st.tuples(texts, texts, st.one_of(utc_moments, edges, whole_seconds), metadata),
@@ -108,10 +137,10 @@ def _fast(rows: list[Any], newest_first: bool = False) -> list[dict[str, Any]] |
 @SETTINGS
 def test_decode_rows_is_decode_fields_row_by_row(entries: list[tuple[Any, ...]]) -> None:
     rows = [_row(codec.encode_entry(r, c, t, m)) for r, c, t, m in entries]
-    expected = _careful(rows)
-    assert isinstance(expected, list)
-    assert _fast(rows) == expected
-    assert _fast(rows[::-1], newest_first=True) == _careful(rows)
+    _same_both_ways(rows)
+    typed = _careful_stored(rows)
+    assert isinstance(typed, list)
+    assert [(m.role, m.content, m.timestamp, m.metadata) for m in typed] == entries
 
 
 def _legacy(role: str, content: str, moment: datetime, meta: dict[str, Any]) -> bytes:
@@ -162,8 +191,27 @@ def test_damaged_payloads_fail_the_fast_path_as_decode_fields_does(payload: byte
     rows = [_row(codec.encode_entry("r", "c", T0, {})), _row(payload)]
     with pytest.raises(CodecError):
         decode_fields(rows[1], codec.MAX_PAYLOAD_BYTES)
+    with pytest.raises(CodecError):
+        stored_fields(rows[1], codec.MAX_PAYLOAD_BYTES)
     assert _fast(rows) is None
     assert _fast(rows[::-1], newest_first=True) is None
+    assert _fast_stored(rows) is None
+    assert _fast_stored(rows[::-1], newest_first=True) is None
+
+
+@pytest.mark.parametrize("mid", [b"\x00" + b"1" * 15, b"\x01" + b"2" * 16, b"t\xff", b"\x02", b"x"])
+def test_a_damaged_message_id_fails_the_read_not_a_later_message_id(mid: bytes) -> None:
+    """The typed read keeps the stored id and makes its text only when asked, but checks
+    it while reading: a bad id raises there, as the dict read does."""
+    rows = [
+        _row(codec.encode_entry("r", "c", T0, {})),
+        _row(codec.encode_entry("r", "c", T0, {}), mid),
+    ]
+    for careful in (decode_fields, stored_fields):
+        with pytest.raises(CodecError, match="not a stored message id"):
+            careful(rows[1], codec.MAX_PAYLOAD_BYTES)
+    assert _fast(rows) is None
+    assert _fast_stored(rows) is None
 
 
 @pytest.mark.parametrize(
@@ -178,9 +226,7 @@ def test_damaged_payloads_fail_the_fast_path_as_decode_fields_does(payload: byte
     ],
 )
 def test_other_layouts_and_forms_decode_the_same(row: Any) -> None:
-    expected = _careful([row])
-    assert isinstance(expected, list)
-    assert _fast([row]) == expected
+    _same_both_ways([row])
 
 
 @given(texts, texts, st.one_of(utc_moments, edges), metadata, st.binary(max_size=3))

@@ -65,6 +65,8 @@ async def test_entry_with_two_fields_is_named_or_skipped(
     for read in (
         lambda: st.messages.history(key),
         lambda: st.messages.history(key, 2),
+        lambda: st.messages.read(key),
+        lambda: st.messages.read(key, 2),
         lambda: st.messages.page(key),
         lambda: st.messages.agent_messages(key),
     ):
@@ -109,6 +111,12 @@ async def test_garbage_entries_each_name_their_entry(
     assert [m["content"] for m in history] == ["one", "two"]
     assert [e.entry_id for e in history.skipped] == [b.decode() for b in bad]
     assert all(e.key == key for e in history.skipped)
+    typed = await aw(st.messages.read(key, on_error="skip"))
+    assert [m.as_dict() for m in typed] == history
+    assert [e.entry_id for e in typed.skipped] == [b.decode() for b in bad]
+    with pytest.raises(CodecError) as info:
+        await aw(st.messages.read(key))
+    assert info.value.key == key and info.value.entry_id == bad[0].decode()
 
 
 async def test_unhashable_message_type_with_a_filter(

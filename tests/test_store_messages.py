@@ -203,6 +203,36 @@ async def test_history_by_time_range(st: Store, make_session: SessionFactory) ->
         await aw(st.messages.history(key, since="not a date"))
 
 
+async def test_read_is_history_as_typed_values(st: Store, make_session: SessionFactory) -> None:
+    """``messages.read`` returns what ``history`` returns, as StoredMessage values: the
+    same messages in the same order, for every selection history takes."""
+    key = await new_session(st, make_session)
+    t0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    stamps = [t0 + timedelta(minutes=i, microseconds=i * 7) for i in range(8)]
+    calls = [{"id": "c1", "type": "function"}]
+    sent = [msg(str(i), timestamp=t, metadata={"i": i}) for i, t in enumerate(stamps)]
+    sent[2]["metadata"] = {"tool_calls": calls, "message_id": "chosen-id"}  # tool fields, text id
+    sent[3] = msg("3", role="tool", timestamp=stamps[3], metadata={"tool_call_id": "c1"})
+    results = await aw(st.messages.append_many(key, sent))
+    for selection in (
+        {},
+        {"limit": 3},
+        {"since": stamps[2], "until": stamps[5]},
+        {"limit": 2, "since": stamps[1], "until": stamps[6]},
+        {"since": stamps[7] + timedelta(seconds=1)},
+    ):
+        typed = await aw(st.messages.read(key, **selection))
+        assert [m.as_dict() for m in typed] == await aw(st.messages.history(key, **selection))
+        assert typed.skipped == ()
+    typed = await aw(st.messages.read(key))
+    assert [m.message_id for m in typed] == [r.message_id for r in results]
+    assert typed[2].message_id == "chosen-id" and "message_id" not in typed[2].metadata
+    assert [m.timestamp for m in typed] == stamps
+    assert all(m.timestamp.tzinfo is UTC for m in typed)
+    assert (typed[0].role, typed[0].content, typed[0].metadata) == ("user", "0", {"i": 0})
+    assert typed[3].role == "tool" and typed[2].metadata["tool_calls"] == calls
+
+
 # --------------------------------------------------------------------------- isolation
 
 
@@ -530,6 +560,8 @@ async def test_unknown_session_raises_and_creates_nothing(
         lambda: st.messages.history("ghost"),
         lambda: st.messages.history("ghost", 5),
         lambda: st.messages.history("ghost", since=utc_now()),
+        lambda: st.messages.read("ghost"),
+        lambda: st.messages.read("ghost", 5),
         lambda: st.messages.last("ghost", 3),
         lambda: st.messages.count("ghost"),
         lambda: st.messages.page("ghost"),
@@ -548,6 +580,8 @@ async def test_empty_existing_session_reads_as_empty(
     key = await new_session(st, make_session)
     assert await aw(st.messages.history(key)) == []
     assert await aw(st.messages.history(key, 10)) == []
+    assert await aw(st.messages.read(key)) == []
+    assert await aw(st.messages.read(key, 10)) == []
     assert await aw(st.messages.last(key, 5)) == []
     assert await aw(st.messages.count(key)) == 0
     assert tuple(await aw(st.messages.page(key))) == ([], None)

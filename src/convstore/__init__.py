@@ -76,6 +76,7 @@ from convstore.plans import (
     Retention,
     ServerInfo,
     SessionPage,
+    StoredMessage,
 )
 from convstore.plans.config import InboxSettings
 from convstore.plans.inbox import DeadLetter, GroupStatus, InboxStatus
@@ -137,6 +138,7 @@ __all__ = [
     "StaleAppend",
     "StoreError",
     "StoreUnavailable",
+    "StoredMessage",
     "UnexpectedReply",
     "ValidationError",
     "WriteConcern",

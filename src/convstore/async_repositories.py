@@ -18,6 +18,7 @@ from convstore.plans import (
     Records,
     Retention,
     SessionPage,
+    StoredMessage,
     edits,
 )
 from convstore.plans.inbox import append_plan
@@ -117,6 +118,18 @@ class AsyncMessageRepository(Repository):
         return await self._driver.run(
             plans.history(self._config, key, limit, since, until, on_error)
         )
+
+    async def read(
+        self,
+        key: str,
+        limit: int | None = None,
+        *,
+        since: Moment = None,
+        until: Moment = None,
+        on_error: OnError = "raise",
+    ) -> Records[StoredMessage]:
+        plan = plans.read_messages(self._config, key, limit, since, until, on_error)
+        return await self._driver.run(plan)
 
     async def last(self, key: str, n: int) -> Records[dict[str, Any]]:
         return await self.history(key, n)

@@ -71,6 +71,7 @@ __all__ = [
     "encode_message_id",
     "encode_participant",
     "encode_session",
+    "entry_values",
     "pack_entry",
     "packb",
     "plain_entry",
@@ -291,14 +292,16 @@ def _entry_fields(obj: object) -> tuple[Any, Any, Any, Any]:
     return obj.get("r"), obj.get("c"), obj.get("t"), obj.get("m")
 
 
-def decode_entry(data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
-    """``{"role", "content", "timestamp" (ISO string), "metadata"}``, exactly those keys,
-    from either stored form (the array :func:`encode_entry` writes, or the older map).
+def entry_values(
+    data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> tuple[str, str, datetime, dict[str, Any]]:
+    """(role, content, timestamp, metadata) of a history entry in either stored form (the
+    array :func:`encode_entry` writes, or the older map): the timestamp an aware datetime.
 
     A newer version's extra array items or map fields are ignored. The decoded value is
     walked for bytes keys and nesting (the same rule as :func:`unpackb`) only when the
     bytes cannot rule them out (:func:`convstore.packing.certainly_plain`): this runs once
-    per message read, so it is kept to one unpack, one scan and one dict.
+    per message read, so it is kept to one unpack and one scan.
     """
     obj = unpack_value(data, max_bytes)
     if type(obj) is list and len(obj) >= 5 and obj[0] == ENTRY_VERSION and type(obj[0]) is int:
@@ -318,6 +321,13 @@ def decode_entry(data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str
         plain = certainly_plain(data if type(data) is bytes else bytes(data))
     if not plain:
         check_entry(obj)
+    return role, content, timestamp, metadata
+
+
+def decode_entry(data: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
+    """``{"role", "content", "timestamp" (ISO string), "metadata"}``, exactly those keys:
+    :func:`entry_values` in ContextEngine form."""
+    role, content, timestamp, metadata = entry_values(data, max_bytes=max_bytes)
     return {
         "role": role,
         "content": content,

@@ -24,8 +24,10 @@ from convstore.models import to_utc
 from convstore.validation import within_limit
 
 __all__ = [
+    "CONTAINER_HEADS",
     "MAX_DEPTH",
     "MAX_PAYLOAD_BYTES",
+    "NOT_HEADS",
     "certainly_plain",
     "check_storable",
     "check_text_size",
@@ -43,9 +45,9 @@ _PLAIN_SCALARS = frozenset((str, bool, float, bytes, type(None), datetime))
 
 #: First bytes of msgpack container headers (fixmap, fixarray, array 16/32, map 16/32) and
 #: of bin headers (bin 8/16/32, the only way bytes, and so a bytes map key, is encoded).
-_CONTAINER_HEADS = bytes([*range(0x80, 0xA0), *range(0xDC, 0xE0)])
+CONTAINER_HEADS = bytes([*range(0x80, 0xA0), *range(0xDC, 0xE0)])
 _BIN_HEADS = bytes(range(0xC4, 0xC7))
-_NOT_HEADS = bytes(set(range(256)) - set(_CONTAINER_HEADS) - set(_BIN_HEADS))
+NOT_HEADS = bytes(set(range(256)) - set(CONTAINER_HEADS) - set(_BIN_HEADS))
 
 
 def certainly_plain(data: bytes, budget: int = MAX_DEPTH) -> bool:
@@ -55,10 +57,11 @@ def certainly_plain(data: bytes, budget: int = MAX_DEPTH) -> bool:
     so a payload with no bin header byte and under ``budget`` possible container headers
     (string bytes may look like headers: that only makes this answer False more often)
     decodes to a value with only str keys, nested less than ``budget`` deep. One C-level
-    pass over the bytes, instead of a Python walk over the decoded value.
+    pass over the bytes, instead of a Python walk over the decoded value. The readers'
+    per-row loop (``plans/reading.py``) inlines the same two steps.
     """
-    heads = data.translate(None, _NOT_HEADS)
-    return len(heads) < budget and not heads.translate(None, _CONTAINER_HEADS)
+    heads = data.translate(None, NOT_HEADS)
+    return len(heads) < budget and not heads.translate(None, CONTAINER_HEADS)
 
 
 def _plain(value: object, depth: int) -> bool:

@@ -161,10 +161,10 @@ class ConvstoreSessionService(BaseSessionService):
         if limit != 0:
             since = None if after is None else datetime.fromtimestamp(after, UTC)
             try:
-                rows = await self.store.messages.history(key, limit, since=since)
+                rows = await self.store.messages.read(key, limit, since=since)
             except SessionNotFound:
                 return None
-            events = [Event.model_validate_json(r["metadata"]["adk_event"]) for r in rows]
+            events = [Event.model_validate_json(r.metadata["adk_event"]) for r in rows]
             if after is not None:
                 events = [e for e in events if e.timestamp >= after]
         return self._session(app_name, user_id, session_id, stored, events)

@@ -24,8 +24,15 @@ from convstore.plans.messages import (
     delete_message,
     history,
     page,
+    read_messages,
 )
-from convstore.plans.results import AppendResult, HistoryPage, Records, SessionPage
+from convstore.plans.results import (
+    AppendResult,
+    HistoryPage,
+    Records,
+    SessionPage,
+    StoredMessage,
+)
 from convstore.plans.server import ServerInfo, server_info
 from convstore.plans.sessions import (
     create_session,
@@ -55,6 +62,7 @@ __all__ = [
     "SessionPage",
     "Step",
     "StoreConfig",
+    "StoredMessage",
     "agent_messages",
     "append_messages",
     "as_text",
@@ -72,6 +80,7 @@ __all__ = [
     "new_message_ids",
     "page",
     "ping",
+    "read_messages",
     "save_session",
     "seconds_to_ms",
     "server_info",

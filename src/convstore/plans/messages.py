@@ -3,9 +3,9 @@ clear. Appending is in ``plans/append.py``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from convstore import codec, lua
 from convstore.errors import CodecError, ValidationError
@@ -18,8 +18,8 @@ from convstore.models import (
 from convstore.plans.config import StoreConfig
 from convstore.plans.damage import OnError, Skips, located
 from convstore.plans.indexes import missing_session, session_status
-from convstore.plans.reading import decode_fields, decode_rows
-from convstore.plans.results import HistoryPage, Records
+from convstore.plans.reading import decode_fields, decode_rows, decode_stored, stored_fields
+from convstore.plans.results import HistoryPage, Records, StoredMessage
 from convstore.plans.steps import Call, Plan, Run
 from convstore.plans.values import as_text, ms_bound
 from convstore.validation import limit_or_all, stream_id_arg
@@ -32,7 +32,10 @@ __all__ = [
     "delete_message",
     "history",
     "page",
+    "read_messages",
 ]
+
+T = TypeVar("T")
 
 
 def decode_row(config: StoreConfig, key: str, row: Sequence[Any]) -> dict[str, Any]:
@@ -41,8 +44,14 @@ def decode_row(config: StoreConfig, key: str, row: Sequence[Any]) -> dict[str, A
 
     Anything else (other fields, bad bytes) raises :class:`CodecError` naming the key and entry.
     """
+    return _located(decode_fields, config, key, row)
+
+
+def _located(
+    decode: Callable[[Sequence[Any], int], T], config: StoreConfig, key: str, row: Sequence[Any]
+) -> T:
     try:
-        return decode_fields(row, config.limits.max_record_bytes)
+        return decode(row, config.limits.max_record_bytes)
     except CodecError as exc:
         raise located(exc, key, _entry_id(row)) from exc
 
@@ -54,22 +63,25 @@ def _entry_id(row: Sequence[Any]) -> str | None:
         return None
 
 
-def _entries(
+def _decoded(
+    all_rows: Callable[..., Records[T]],
+    one_row: Callable[[Sequence[Any], int], T],
     config: StoreConfig,
     key: str,
     rows: Sequence[Sequence[Any]],
     skips: Skips,
-    newest_first: bool = False,
-) -> Records[dict[str, Any]]:
-    """The rows decoded, oldest first (``newest_first``: an XREVRANGE reply)."""
-    try:  # one pass while every row decodes; the careful loop below only on damage
-        return decode_rows(rows, config.limits.max_record_bytes, newest_first=newest_first)
+    newest_first: bool,
+) -> Records[T]:
+    """``all_rows`` of the reply in one pass while every row decodes; on damage, ``one_row``
+    row by row, which raises (or skips) what it was, located."""
+    try:
+        return all_rows(rows, config.limits.max_record_bytes, newest_first=newest_first)
     except Exception:  # noqa: BLE001 - the loop below raises (or skips) what it was, located
         pass
-    out: list[dict[str, Any]] = []
+    out: list[T] = []
     for row in rows[::-1] if newest_first else rows:
         try:
-            out.append(decode_row(config, key, row))
+            out.append(_located(one_row, config, key, row))
         except CodecError as exc:
             skips.add(exc)
     return Records(out, skips.errors)
@@ -93,15 +105,41 @@ def history(
     until: datetime | str | None = None,
     on_error: OnError = "raise",
 ) -> Plan[Records[dict[str, Any]]]:
-    limit = limit_or_all(limit)
     skips = Skips(on_error, "history")
+    rows, newest_first = yield from _history_rows(config, key, limit, since, until)
+    return _decoded(decode_rows, decode_fields, config, key, rows, skips, newest_first)
+
+
+def read_messages(
+    config: StoreConfig,
+    key: str,
+    limit: int | None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    on_error: OnError = "raise",
+) -> Plan[Records[StoredMessage]]:
+    """:func:`history` as :class:`StoredMessage` values (no ISO text, no id text made)."""
+    skips = Skips(on_error, "read")
+    rows, newest_first = yield from _history_rows(config, key, limit, since, until)
+    return _decoded(decode_stored, stored_fields, config, key, rows, skips, newest_first)
+
+
+def _history_rows(
+    config: StoreConfig,
+    key: str,
+    limit: int | None,
+    since: datetime | str | None,
+    until: datetime | str | None,
+) -> Plan[tuple[list[Any], bool]]:
+    """The rows of all of the history between ``since`` and ``until`` (XRANGE), or of its
+    newest ``limit`` (XREVRANGE, so newest first: the bool says so)."""
+    limit = limit_or_all(limit)
     stream = config.keyspace.session(key).messages
     start, end = ms_bound(since, "-", "since"), ms_bound(until, "+", "until")
     if limit is None:
-        rows = yield from _read(config, key, ("XRANGE", stream, start, end))
-        return _entries(config, key, rows, skips)
+        return (yield from _read(config, key, ("XRANGE", stream, start, end))), False
     rows = yield from _read(config, key, ("XREVRANGE", stream, end, start, "COUNT", limit))
-    return _entries(config, key, rows, skips, newest_first=True)
+    return rows, True
 
 
 def page(
@@ -122,7 +160,7 @@ def page(
     more = limit is not None and len(rows) > limit
     rows = rows[:limit]
     cursor = as_text(rows[-1][0]) if more else None
-    items = _entries(config, key, rows, skips, newest_first=True)
+    items = _decoded(decode_rows, decode_fields, config, key, rows, skips, True)
     return HistoryPage(items, cursor)
 
 

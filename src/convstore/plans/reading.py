@@ -1,11 +1,13 @@
-"""Stream rows to ContextEngine dicts: the per-row cost of every history read.
+"""Stream rows to messages: the per-row cost of every history read.
 
-:func:`decode_fields` is the careful decoder of one row (either layout, any payload
-form). :func:`decode_rows` is the same result for a whole reply in one loop, with the
-common case (layout 3 fields, an array payload, a uuid message id, a UTC timestamp)
-inlined: no intermediate dict, no call per step. Whatever it does not recognise goes to
-:func:`decode_fields`, so it returns exactly what that returns row by row, and raises
-where that raises (the caller then re-reads the rows one by one to name the damaged one).
+:func:`stored_fields` is the careful decoder of one row (either layout, any payload form)
+into a :class:`StoredMessage`. :func:`decode_stored` is the same result for a whole reply
+in one loop, with the common case (layout 3 fields, an array payload, a uuid message id)
+inlined: no call per step. Whatever it does not recognise goes to :func:`stored_fields`,
+so it returns exactly what that returns row by row, and raises where that raises (the
+caller then re-reads the rows one by one to name the damaged one). :func:`decode_rows` and
+:func:`decode_fields` are the same in ContextEngine form (``StoredMessage.as_dict``), the
+ISO timestamp and the id text made inline for the common case.
 """
 
 from __future__ import annotations
@@ -26,49 +28,63 @@ from convstore.isotime import (
     THOUSANDTHS,
     day_prefix,
 )
-from convstore.packing import reject_extension
+from convstore.packing import CONTAINER_HEADS, MAX_DEPTH, NOT_HEADS, reject_extension
 from convstore.plans.layout import row_parts
-from convstore.plans.results import Records
+from convstore.plans.results import Records, StoredMessage
 
-__all__ = ["decode_fields", "decode_rows"]
+__all__ = ["decode_fields", "decode_rows", "decode_stored", "stored_fields"]
 
 _VERSION = codec.ENTRY_VERSION
+_new = tuple.__new__  # a StoredMessage without NamedTuple's Python-level __new__
 
 
-def decode_fields(row: Sequence[Any], max_bytes: int) -> dict[str, Any]:
-    """One stream row (id, fields) as a ContextEngine dict; :class:`CodecError` (without
-    the location) for anything convstore does not write."""
+def stored_fields(row: Sequence[Any], max_bytes: int) -> StoredMessage:
+    """One stream row (id, fields) as a :class:`StoredMessage`; :class:`CodecError`
+    (without the location) for anything convstore does not write."""
     fields = row[1]
     mid = payload = None
     if type(fields) is dict and len(fields) == 2:  # layout 2/3 without tool fields
         mid, payload = fields.get(b"m"), fields.get(b"d")
     if mid is None or payload is None:
         mid, payload = row_parts(fields)
-    entry = codec.decode_entry(payload, max_bytes=max_bytes)
-    entry["metadata"]["message_id"] = codec.decode_message_id(mid)
-    return entry
+    values = codec.entry_values(payload, max_bytes=max_bytes)
+    codec.decode_message_id(mid)  # refused here, not when the id is first asked for
+    return _new(StoredMessage, (*values, bytes(mid)))
 
 
-def decode_rows(
+def decode_fields(row: Sequence[Any], max_bytes: int) -> dict[str, Any]:
+    """:func:`stored_fields` in ContextEngine form."""
+    return stored_fields(row, max_bytes).as_dict()
+
+
+def decode_stored(
     rows: Sequence[Sequence[Any]], max_bytes: int, *, newest_first: bool = False
-) -> Records[dict[str, Any]]:
-    """:func:`decode_fields` of every row, oldest first (``newest_first``: ``rows`` came
+) -> Records[StoredMessage]:
+    """:func:`stored_fields` of every row, oldest first (``newest_first``: ``rows`` came
     from XREVRANGE, so they are walked backwards instead of copied reversed).
 
     May raise more than :class:`CodecError` on hostile bytes (msgpack's own errors): the
-    caller falls back to :func:`decode_fields` row by row, which names the damage.
+    caller falls back to :func:`stored_fields` row by row, which names the damage.
     """
-    out: Records[dict[str, Any]] = Records()
-    append, unpack, plain, days = out.append, msgpack.unpackb, codec.plain_entry, DAY_PREFIXES
-    hm, ss, ssu, th = HOURS_MINUTES, SECONDS, SECONDS_UTC, THOUSANDTHS
+    return _values(rows, max_bytes, newest_first, StoredMessage)
+
+
+def _values(
+    rows: Sequence[Sequence[Any]], max_bytes: int, newest_first: bool, kind: type[Any]
+) -> Records[Any]:
+    """:func:`decode_stored`, each row's values made a ``kind`` (``tuple``: they stay the
+    plain tuple, for :func:`decode_rows`, which only unpacks them)."""
+    out: Records[Any] = Records()
+    append, unpack, plain = out.append, msgpack.unpackb, codec.plain_entry
+    not_heads, containers, depth = NOT_HEADS, CONTAINER_HEADS, MAX_DEPTH
     for row in reversed(rows) if newest_first else rows:
         fields = row[1]
         if type(fields) is not dict or len(fields) != 2:
-            append(decode_fields(row, max_bytes))
+            append(stored_fields(row, max_bytes))
             continue
         mid, payload = fields.get(b"m"), fields.get(b"d")
         if type(payload) is not bytes or type(mid) is not bytes or len(payload) > max_bytes:
-            append(decode_fields(row, max_bytes))
+            append(stored_fields(row, max_bytes))
             continue
         obj = unpack(
             payload,
@@ -79,7 +95,7 @@ def decode_rows(
             use_list=True,
         )
         if type(obj) is not list or len(obj) != 5:
-            append(decode_fields(row, max_bytes))
+            append(stored_fields(row, max_bytes))
             continue
         version, role, content, moment, meta = obj
         if not (
@@ -90,10 +106,29 @@ def decode_rows(
             and type(moment) is datetime
             and type(meta) is dict
         ):
-            append(decode_fields(row, max_bytes))
+            append(stored_fields(row, max_bytes))
             continue
-        if not plain(payload, role, content):
+        heads = payload.translate(None, not_heads)  # packing.certainly_plain, inlined
+        if (len(heads) >= depth or heads.translate(None, containers)) and not plain(
+            payload, role, content
+        ):
             codec.check_entry(obj)
+        if len(mid) != 17 or mid[0] != 0:  # not a uuid (see message_ids.py): check it now
+            codec.decode_message_id(mid)
+        append(_new(kind, (role, content, moment, meta, mid)))
+    return out
+
+
+def decode_rows(
+    rows: Sequence[Sequence[Any]], max_bytes: int, *, newest_first: bool = False
+) -> Records[dict[str, Any]]:
+    """:func:`decode_stored` in ContextEngine form: what ``StoredMessage.as_dict`` returns
+    for each, the common case (a UTC timestamp, a uuid message id) made inline from the
+    tables of ``isotime.py``."""
+    out: Records[dict[str, Any]] = Records()
+    append, days = out.append, DAY_PREFIXES
+    hm, ss, ssu, th = HOURS_MINUTES, SECONDS, SECONDS_UTC, THOUSANDTHS
+    for role, content, moment, meta, mid in _values(rows, max_bytes, newest_first, tuple):
         if moment.tzinfo is UTC:  # moment.isoformat(), from tables (see isotime.py)
             since = moment - EPOCH
             second, micro = since.seconds, since.microseconds

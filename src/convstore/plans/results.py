@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 from convstore.errors import CodecError
+from convstore.isotime import utc_isoformat
+from convstore.message_ids import decode_message_id
 from convstore.models import ConversationSession
 
-__all__ = ["AppendResult", "HistoryPage", "Records", "SessionPage"]
+__all__ = ["AppendResult", "HistoryPage", "Records", "SessionPage", "StoredMessage"]
 
 T = TypeVar("T")
 
@@ -19,6 +22,35 @@ class AppendResult(NamedTuple):
     message_id: str
     entry_id: str
     created: bool
+
+
+class StoredMessage(NamedTuple):
+    """One stored message as ``messages.read`` returns it: typed values, no text made.
+
+    ``timestamp`` is the aware UTC datetime that was stored, ``metadata`` the stored
+    metadata (without ``message_id``), ``stored_id`` the message id in its stored form
+    (``codec.encode_message_id``): :attr:`message_id` turns it into text when asked.
+    :meth:`as_dict` is the ContextEngine dict ``history()`` returns for the same entry.
+    """
+
+    role: str
+    content: str
+    timestamp: datetime
+    metadata: dict[str, Any]
+    stored_id: bytes
+
+    @property
+    def message_id(self) -> str:
+        return decode_message_id(self.stored_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{role, content, timestamp (ISO text), metadata (with message_id)}``, new each call."""
+        return {
+            "role": self.role,
+            "content": self.content,
+            "timestamp": utc_isoformat(self.timestamp),
+            "metadata": {**self.metadata, "message_id": self.message_id},
+        }
 
 
 class Records(list[T]):

@@ -4,14 +4,16 @@ under issue 11's read-all goal (<= 1.3x), and what the collector's heap does to 
 ``python -m benchmarks.read_floor [--n 5000] [--rounds 8] [--ballast 160000] [--no-pin]``
 
 One history of ``n`` messages stored by convstore and the same messages in a raw stream,
-on a private pinned redis-server (``benchmarks/server.py``); eight reads, interleaved, the
+on a private pinned redis-server (``benchmarks/server.py``); nine reads, interleaved, the
 median of the rounds:
 
-- **XRANGE only**, of each stream: the transfer and redis-py's parsing, nothing decoded;
+- **XRANGE only**, of each stream: the transfer and redis-py's parsing (a dict per row),
+  nothing decoded; and of convstore's stream **unparsed**, the rows as Redis sent them
+  (``connections.raw_reply_client``, which convstore's readers use);
 - **raw**: XRANGE + ``msgpack.unpackb`` of each payload (the goal's baseline);
-- **least ContextEngine rebuild**: convstore's stream, each payload unpacked and rebuilt as
-  ``{role, content, timestamp, metadata}`` with nothing checked or formatted (the
-  timestamp stays a datetime, the message id stays bytes): less than any reader that
+- **least ContextEngine rebuild**: convstore's stream, unparsed, each payload unpacked and
+  rebuilt as ``{role, content, timestamp, metadata}`` with nothing checked or formatted
+  (the timestamp stays a datetime, the message id stays bytes): less than any reader that
   returns ContextEngine dicts can do;
 - **least + the safety scan**: the same, plus convstore's check that a payload can hold no
   bytes key and no nesting beyond the limit (``codec.plain_entry``, one C-level scan of
@@ -50,12 +52,14 @@ from benchmarks.common import interleaved, make_messages, timed
 from benchmarks.server import can_pin, on_own_server
 from benchmarks.workloads import new_session
 from convstore import ConversationStore, codec
+from convstore.connections import raw_reply_client
 from convstore.isotime import utc_isoformat
 
 RAW = "raw: XRANGE + msgpack.unpackb"
 READS = (
     "XRANGE only, raw stream",
     "XRANGE only, convstore's stream",
+    "XRANGE only, convstore's stream, unparsed",
     RAW,
     "least ContextEngine rebuild",
     "least + the safety scan",
@@ -68,12 +72,12 @@ READS = (
 def least_rebuild(
     rows: list[Any], *, scan: bool = False, formatted: bool = False
 ) -> list[dict[str, Any]]:
-    """ContextEngine dicts from convstore's rows with nothing checked or formatted
+    """ContextEngine dicts from convstore's unparsed rows with nothing checked or formatted
     (``scan``: each payload scanned as convstore's reader scans it; ``formatted``: the
     timestamp as ISO text and the message id as text, with the codec's public helpers)."""
     out = []
-    for _, fields in rows:
-        payload, mid = fields[b"d"], fields[b"m"]
+    for _, fields in rows:  # unparsed: [b"m", mid, b"d", payload]
+        mid, payload = fields[1], fields[3]
         obj = msgpack.unpackb(payload, timestamp=3)
         _, role, content, moment, meta = obj
         if scan and not codec.plain_entry(payload, role, content):
@@ -101,19 +105,23 @@ def measure(client: redis.Redis, n: int, rounds: int, ballast: int) -> dict[str,
         store.messages.append_many(key, [m.as_dict() for m in msgs[start : start + 1000]])
     raw.append_pipelined("s", msgs)
     stream = store.config.keyspace.session(key).messages
+    unparsed = raw_reply_client(client)
+    if unparsed is None:
+        raise RuntimeError("the floor needs a client that can skip redis-py's row parsing")
 
     def xrange() -> Any:
-        return client.execute_command("XRANGE", stream, "-", "+")
+        return unparsed.execute_command("XRANGE", stream, "-", "+")
 
     reads: dict[str, Callable[[], Any]] = {
         READS[0]: lambda: client.execute_command("XRANGE", raw.key("s"), "-", "+"),
-        READS[1]: xrange,
-        READS[2]: lambda: raw.read_all("s"),
-        READS[3]: lambda: least_rebuild(xrange()),
-        READS[4]: lambda: least_rebuild(xrange(), scan=True),
-        READS[5]: lambda: least_rebuild(xrange(), scan=True, formatted=True),
-        READS[6]: lambda: store.messages.history(key),
-        READS[7]: lambda: store.messages.read(key),
+        READS[1]: lambda: client.execute_command("XRANGE", stream, "-", "+"),
+        READS[2]: xrange,
+        READS[3]: lambda: raw.read_all("s"),
+        READS[4]: lambda: least_rebuild(xrange()),
+        READS[5]: lambda: least_rebuild(xrange(), scan=True),
+        READS[6]: lambda: least_rebuild(xrange(), scan=True, formatted=True),
+        READS[7]: lambda: store.messages.history(key),
+        READS[8]: lambda: store.messages.read(key),
     }
     ours = store.messages.history(key)
     if [m["content"] for m in ours] != [m.content for m in msgs] or ours != least_rebuild(

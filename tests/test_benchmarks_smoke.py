@@ -20,6 +20,7 @@ import redis
 
 from conftest import REDIS_URL, REQUIRE_REDIS, new_namespace
 from convstore import ConversationStore, codec
+from convstore.connections import raw_reply_client
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_URL = REDIS_URL
@@ -237,7 +238,9 @@ def test_least_rebuild_reads_what_convstore_reads(shared: str) -> None:
         store.messages.append_many(
             key, [{"role": "user", "content": f"m{i}", "metadata": {"i": i}} for i in range(3)]
         )
-        rows = client.execute_command(
+        unparsed = raw_reply_client(client)  # the rows as convstore's readers get them
+        assert unparsed is not None
+        rows = unparsed.execute_command(
             "XRANGE", store.config.keyspace.session(key).messages, "-", "+"
         )
         history = store.messages.history(key)

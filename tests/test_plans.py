@@ -355,16 +355,27 @@ def test_append_of_nothing_still_checks_the_session() -> None:
 def test_history_all_and_newest_n() -> None:
     rows = [_entry_row(b"1-0", "m1", "one"), _entry_row(b"2-0", "m2", "two")]
     run = Stepper(plans.history(config(), "k", None))
-    assert run.first() == Call(("XRANGE", keys("k")[1], "-", "+"))
+    assert run.first() == Call(("XRANGE", keys("k")[1], "-", "+"), raw_reply=True)
     assert run.send(rows) is None
     assert [(e["content"], e["metadata"]["message_id"]) for e in run.result] == [
         ("one", "m1"),
         ("two", "m2"),
     ]
     newest = Stepper(plans.history(config(), "k", 2))
-    assert newest.first() == Call(("XREVRANGE", keys("k")[1], "+", "-", "COUNT", 2))
+    assert newest.first() == Call(("XREVRANGE", keys("k")[1], "+", "-", "COUNT", 2), raw_reply=True)
     newest.send(list(reversed(rows)))
     assert [e["content"] for e in newest.result] == ["one", "two"]  # chronological
+    # the reply as Redis sent it (raw_reply): each row's fields a flat list, the same read
+    flat = [[i, [x for pair in fields.items() for x in pair]] for i, fields in rows]
+    again = Stepper(plans.history(config(), "k", None))
+    again.first()
+    again.send(flat)
+    assert again.result == run.result
+    typed = Stepper(plans.read_messages(config(), "k", None))
+    assert typed.first() == Call(("XRANGE", keys("k")[1], "-", "+"), raw_reply=True)
+    typed.send(flat)
+    assert [m.as_dict() for m in typed.result] == run.result
+    assert [(m.content, m.message_id) for m in typed.result] == [("one", "m1"), ("two", "m2")]
 
 
 def test_empty_history_tells_empty_from_missing() -> None:
@@ -388,12 +399,14 @@ def test_page_asks_for_one_more_to_know_there_is_a_next_page() -> None:
         _entry_row(b"1-0", "m1", "a"),
     ]
     run = Stepper(plans.page(config(), "k", None, 2))
-    assert run.first() == Call(("XREVRANGE", keys("k")[1], "+", "-", "COUNT", 3))
+    assert run.first() == Call(("XREVRANGE", keys("k")[1], "+", "-", "COUNT", 3), raw_reply=True)
     run.send(rows)
     assert [e["content"] for e in run.result.items] == ["b", "c"]
     assert run.result.cursor == "2-0"
     older = Stepper(plans.page(config(), "k", "2-0", 2))
-    assert older.first() == Call(("XREVRANGE", keys("k")[1], "(2-0", "-", "COUNT", 3))
+    assert older.first() == Call(
+        ("XREVRANGE", keys("k")[1], "(2-0", "-", "COUNT", 3), raw_reply=True
+    )
     older.send(rows[2:])
     assert [e["content"] for e in older.result.items] == ["a"] and older.result.cursor is None
     with pytest.raises(ValidationError):

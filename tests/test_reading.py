@@ -115,14 +115,22 @@ def _fast_stored(rows: list[Any], newest_first: bool = False) -> list[StoredMess
         return None
 
 
+def _flat(rows: list[Any]) -> list[Any]:
+    """The rows as Redis sends them (``Call.raw_reply``): fields a flat [name, value, ...]."""
+    return [[i, [x for pair in f.items() for x in pair]] for i, f in rows]
+
+
 def _same_both_ways(rows: list[Any]) -> None:
-    """Both fast paths equal their careful decoders, and the typed values' dicts the dicts."""
+    """Both fast paths equal their careful decoders, and the typed values' dicts the dicts,
+    whether the rows come parsed by redis-py or as Redis sent them."""
     expected, typed = _careful(rows), _careful_stored(rows)
     assert isinstance(expected, list) and isinstance(typed, list)
-    assert _fast(rows) == expected
-    assert _fast(rows[::-1], newest_first=True) == expected
-    assert _fast_stored(rows) == typed
-    assert _fast_stored(rows[::-1], newest_first=True) == typed
+    for form in (rows, _flat(rows)):
+        assert _careful(form) == expected and _careful_stored(form) == typed
+        assert _fast(form) == expected
+        assert _fast(form[::-1], newest_first=True) == expected
+        assert _fast_stored(form) == typed
+        assert _fast_stored(form[::-1], newest_first=True) == typed
     assert [m.as_dict() for m in typed] == expected
     assert [m.message_id for m in typed] == [e["metadata"]["message_id"] for e in expected]
 
@@ -193,10 +201,11 @@ def test_damaged_payloads_fail_the_fast_path_as_decode_fields_does(payload: byte
         decode_fields(rows[1], codec.MAX_PAYLOAD_BYTES)
     with pytest.raises(CodecError):
         stored_fields(rows[1], codec.MAX_PAYLOAD_BYTES)
-    assert _fast(rows) is None
-    assert _fast(rows[::-1], newest_first=True) is None
-    assert _fast_stored(rows) is None
-    assert _fast_stored(rows[::-1], newest_first=True) is None
+    for form in (rows, _flat(rows)):
+        assert _fast(form) is None
+        assert _fast(form[::-1], newest_first=True) is None
+        assert _fast_stored(form) is None
+        assert _fast_stored(form[::-1], newest_first=True) is None
 
 
 @pytest.mark.parametrize("mid", [b"\x00" + b"1" * 15, b"\x01" + b"2" * 16, b"t\xff", b"\x02", b"x"])
@@ -210,8 +219,9 @@ def test_a_damaged_message_id_fails_the_read_not_a_later_message_id(mid: bytes) 
     for careful in (decode_fields, stored_fields):
         with pytest.raises(CodecError, match="not a stored message id"):
             careful(rows[1], codec.MAX_PAYLOAD_BYTES)
-    assert _fast(rows) is None
-    assert _fast_stored(rows) is None
+    for form in (rows, _flat(rows)):
+        assert _fast(form) is None
+        assert _fast_stored(form) is None
 
 
 @pytest.mark.parametrize(

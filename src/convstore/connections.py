@@ -31,6 +31,7 @@ __all__ = [
     "inspect_client",
     "library_info",
     "packing_form",
+    "raw_reply_client",
     "socket_timeout",
     "use_hiredis_packing",
 ]
@@ -224,6 +225,43 @@ def disable_client_retries(client: Any) -> None:
     setter = getattr(client, "set_retry", None)
     if callable(setter):
         setter(Retry(NoBackoff(), 0))
+
+
+#: Commands whose replies :func:`raw_reply_client` hands back as Redis sent them.
+RAW_REPLY_COMMANDS = ("XRANGE", "XREVRANGE")
+
+
+def _as_sent(response: Any, **_options: Any) -> Any:
+    return response
+
+
+def raw_reply_client(client: Any) -> Any | None:
+    """A second client on ``client``'s own connection pool that skips redis-py's response
+    callback of :data:`RAW_REPLY_COMMANDS` (XRANGE rows stay flat ``[id, [field, value,
+    ...]]`` lists: building a dict per row costs a long read a fifth of its time), or None
+    where that is not safe: a cluster client, a single-connection client, or a class
+    whose ``execute_command`` is its own (instrumentation that must see every call).
+
+    The user's client is not changed: the callbacks are set on the second one, which
+    shares the pool, and so the connections, retries and settings.
+    """
+    reader: redis.Redis | redis.asyncio.Redis
+    if isinstance(client, redis.Redis):
+        own = type(client).execute_command is not redis.Redis.execute_command
+        single = client.connection is not None  # the blocking client holds its one
+        if own or single:
+            return None
+        reader = redis.Redis(connection_pool=client.connection_pool)
+    elif isinstance(client, redis.asyncio.Redis):
+        own = type(client).execute_command is not redis.asyncio.Redis.execute_command
+        if own or client.single_connection_client:
+            return None
+        reader = redis.asyncio.Redis(connection_pool=client.connection_pool)
+    else:
+        return None
+    for command in RAW_REPLY_COMMANDS:
+        reader.set_response_callback(command, _as_sent)
+    return reader
 
 
 def embedded_client(*, use_async: bool, server: Any = None) -> Any:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import redis.exceptions as rex
 
 from convstore import monitoring
-from convstore.connections import inspect_client
+from convstore.connections import inspect_client, raw_reply_client
 from convstore.errors import ConfigurationError
 from convstore.lua import Script
 from convstore.operation import Operation
@@ -82,6 +82,9 @@ class _Driver:
         self.concern = concern or WriteConcern()
         self.cluster = cluster
         self._script = _ScriptCache(client)
+        #: where a ``raw_reply`` call goes: a client without redis-py's row parsing, or
+        #: the user's client where there is none (the plan takes either reply)
+        self._raw = raw_reply_client(client) or client
 
     def _operation(self, plan: Plan[Any], wait_replicas: int | None) -> Operation:
         concern = self.concern.with_replicas(wait_replicas)
@@ -150,7 +153,8 @@ class SyncDriver(_Driver):
             except rex.NoScriptError:
                 return script(keys=step.keys, args=step.args)
         if isinstance(step, Call):
-            return self.client.execute_command(*step.args, **_routing(self.client, step))
+            client = self._raw if step.raw_reply else self.client
+            return client.execute_command(*step.args, **_routing(client, step))
         pipe = self.client.pipeline(transaction=False)
         for inner in step.steps:
             if isinstance(inner, Call):
@@ -255,7 +259,8 @@ class AsyncDriver(_Driver):
             except rex.NoScriptError:
                 return await script(keys=step.keys, args=step.args)
         if isinstance(step, Call):
-            return await self.client.execute_command(*step.args, **_routing(self.client, step))
+            client = self._raw if step.raw_reply else self.client
+            return await client.execute_command(*step.args, **_routing(client, step))
         pipe = self.client.pipeline(transaction=False)
         for inner in step.steps:
             if isinstance(inner, Call):

@@ -89,7 +89,7 @@ def _decoded(
 
 def _read(config: StoreConfig, key: str, command: tuple[Any, ...]) -> Plan[list[Any]]:
     """Run one XRANGE/XREVRANGE; an empty answer is told apart from a missing session."""
-    rows: list[Any] = yield Call(command)
+    rows: list[Any] = yield Call(command, raw_reply=True)  # the decoders take either form
     if not rows and not (yield Call(("EXISTS", config.keyspace.session(key).session))):
         yield from missing_session(
             config, key

@@ -8,6 +8,9 @@ so it returns exactly what that returns row by row, and raises where that raises
 caller then re-reads the rows one by one to name the damaged one). :func:`decode_rows` and
 :func:`decode_fields` are the same in ContextEngine form (``StoredMessage.as_dict``), the
 ISO timestamp and the id text made inline for the common case.
+
+A row's fields come as redis-py parses them (a dict) or as Redis sent them (a flat
+``[name, value, ...]`` list, see ``Call.raw_reply``); both decode the same.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ _new = tuple.__new__  # a StoredMessage without NamedTuple's Python-level __new_
 
 def stored_fields(row: Sequence[Any], max_bytes: int) -> StoredMessage:
     """One stream row (id, fields) as a :class:`StoredMessage`; :class:`CodecError`
-    (without the location) for anything convstore does not write."""
+    (without the location) for anything convstore does not write. ``fields`` is a dict
+    (redis-py's parsed reply) or a flat ``[name, value, ...]`` list (as Redis sent it)."""
     fields = row[1]
     mid = payload = None
     if type(fields) is dict and len(fields) == 2:  # layout 2/3 without tool fields
@@ -79,10 +83,13 @@ def _values(
     not_heads, containers, depth = NOT_HEADS, CONTAINER_HEADS, MAX_DEPTH
     for row in reversed(rows) if newest_first else rows:
         fields = row[1]
-        if type(fields) is not dict or len(fields) != 2:
+        if type(fields) is list and len(fields) == 4 and fields[0] == b"m" and fields[2] == b"d":
+            mid, payload = fields[1], fields[3]  # as Redis sent it (``Call.raw_reply``)
+        elif type(fields) is dict and len(fields) == 2:  # as redis-py parses it
+            mid, payload = fields.get(b"m"), fields.get(b"d")
+        else:
             append(stored_fields(row, max_bytes))
             continue
-        mid, payload = fields.get(b"m"), fields.get(b"d")
         if type(payload) is not bytes or type(mid) is not bytes or len(payload) > max_bytes:
             append(stored_fields(row, max_bytes))
             continue

@@ -48,10 +48,16 @@ REPEATABLE_COMMANDS = READ_COMMANDS | {"ZADD", "ZREM"}
 
 @dataclass(slots=True)
 class Call:
-    """One Redis command; ``any_node``: a keyless command any one cluster node can answer."""
+    """One Redis command; ``any_node``: a keyless command any one cluster node can answer.
+
+    ``raw_reply``: the plan takes an XRANGE/XREVRANGE reply as Redis sent it (each row's
+    fields a flat ``[name, value, ...]`` list) as well as redis-py's parsed one (a dict),
+    so a driver may skip redis-py's per-row parsing (``connections.raw_reply_client``).
+    """
 
     args: tuple[Any, ...]
     any_node: bool = False
+    raw_reply: bool = False
 
     @property
     def safe(self) -> bool:

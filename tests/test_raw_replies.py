@@ -112,6 +112,8 @@ async def test_every_history_read_returns_what_the_parsed_path_returns(
         lambda s: s.messages.read(key, 7),
         lambda s: s.messages.page(key, limit=4),
         lambda s: s.messages.agent_messages(key),
+        lambda s: s.messages.entries(key, limit=5),
+        lambda s: s.messages.entries(key, after="0-0", limit=20),
     ):
         traced.seen.clear()
         unparsed.clear()

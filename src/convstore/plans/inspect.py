@@ -60,7 +60,7 @@ def entries(
     else:
         end = "+" if before is None else f"({before}"
         command = ("XREVRANGE", stream, end, "-", "COUNT", limit)
-    rows: list[Any] = yield Call(command)
+    rows: list[Any] = yield Call(command, raw_reply=True)  # decode_row takes either form
     if not rows and not (yield Call(("EXISTS", config.keyspace.session(key).session))):
         yield from missing_session(config, key)
     if after is None:

@@ -101,7 +101,7 @@ def read_entries(
     first, as ``(entry id, ContextEngine dict)``; the dict's metadata has ``message_id``."""
     stream = config.keyspace.session(key).messages
     start = "-" if after is None else f"({after}"
-    rows = yield Call(("XRANGE", stream, start, "+", "COUNT", count))
+    rows = yield Call(("XRANGE", stream, start, "+", "COUNT", count), raw_reply=True)
     return [(as_text(row[0]), decode_row(config, key, row)) for row in rows]
 
 

@@ -82,9 +82,15 @@ class _Driver:
         self.concern = concern or WriteConcern()
         self.cluster = cluster
         self._script = _ScriptCache(client)
-        #: where a ``raw_reply`` call goes: a client without redis-py's row parsing, or
-        #: the user's client where there is none (the plan takes either reply)
-        self._raw = raw_reply_client(client) or client
+        self._raw: Any = None  # see _raw_client
+
+    def _raw_client(self) -> Any:
+        """Where a ``raw_reply`` call goes: a client without redis-py's row parsing, or the
+        user's client where there is none (the plan takes either reply). Built on first
+        use: a store that never reads history does not pay for it (about 50 µs)."""
+        if self._raw is None:
+            self._raw = raw_reply_client(self.client) or self.client
+        return self._raw
 
     def _operation(self, plan: Plan[Any], wait_replicas: int | None) -> Operation:
         concern = self.concern.with_replicas(wait_replicas)
@@ -153,7 +159,7 @@ class SyncDriver(_Driver):
             except rex.NoScriptError:
                 return script(keys=step.keys, args=step.args)
         if isinstance(step, Call):
-            client = self._raw if step.raw_reply else self.client
+            client = self._raw_client() if step.raw_reply else self.client
             return client.execute_command(*step.args, **_routing(client, step))
         pipe = self.client.pipeline(transaction=False)
         for inner in step.steps:
@@ -259,7 +265,7 @@ class AsyncDriver(_Driver):
             except rex.NoScriptError:
                 return await script(keys=step.keys, args=step.args)
         if isinstance(step, Call):
-            client = self._raw if step.raw_reply else self.client
+            client = self._raw_client() if step.raw_reply else self.client
             return await client.execute_command(*step.args, **_routing(client, step))
         pipe = self.client.pipeline(transaction=False)
         for inner in step.steps:

@@ -16,7 +16,7 @@ from convstore.errors import CodecError, SessionNotFound
 from convstore.models import to_utc
 from convstore.plans.config import StoreConfig
 from convstore.plans.indexes import cluster_index_sync, split_idx
-from convstore.plans.messages import decode_row
+from convstore.plans.messages import decode_all
 from convstore.plans.steps import Batch, Call, Plan, Run
 from convstore.plans.values import as_text, epoch_micros, from_epoch_micros
 
@@ -159,12 +159,12 @@ def view(config: StoreConfig, key: str, limit: int) -> Plan[View]:
     """The newest ``limit`` (0 = all) messages of the compacted view, in one round trip."""
     keys, common = config.common(key)
     summary, boundary, rows = yield Run(lua.CE_VIEW, keys.all(), (*common, str(limit)))
-    ordered = rows if limit == 0 else rows[::-1]
+    newest_first = limit != 0
     return View(
         codec.decode_entry(summary) if summary else None,
         as_text(boundary) or None,
-        [decode_row(config, key, r) for r in ordered],
-        [as_text(r[0]) for r in ordered],
+        decode_all(config, key, rows, newest_first=newest_first),
+        [as_text(r[0]) for r in (rows[::-1] if newest_first else rows)],
     )
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "agent_messages",
     "clear",
     "count",
+    "decode_all",
     "decode_row",
     "delete_message",
     "history",
@@ -45,6 +46,14 @@ def decode_row(config: StoreConfig, key: str, row: Sequence[Any]) -> dict[str, A
     Anything else (other fields, bad bytes) raises :class:`CodecError` naming the key and entry.
     """
     return _located(decode_fields, config, key, row)
+
+
+def decode_all(
+    config: StoreConfig, key: str, rows: Sequence[Sequence[Any]], *, newest_first: bool = False
+) -> list[dict[str, Any]]:
+    """:func:`decode_row` of every row, oldest first (``newest_first``: the rows came newest
+    first), in the one-pass loop the history reads use; a damaged row raises, located."""
+    return _decoded(decode_rows, decode_fields, config, key, rows, Skips("raise", ""), newest_first)
 
 
 def _located(

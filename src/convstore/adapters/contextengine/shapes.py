@@ -52,8 +52,22 @@ def sanitize(value: Any) -> Any:
     return json_in(value)
 
 
+#: Values that come out of the reference's JSON round trip as they went in.
+_JSON_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
 def to_json(value: Any) -> Any:
     """``value`` as the reference returns it after its JSON round trip."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return value
+    if kind is dict:  # the common case, without the ABC checks below (every message read)
+        return {
+            k if type(k) is str else str(k): v if type(v) in _JSON_SCALARS else to_json(v)
+            for k, v in value.items()
+        }
+    if kind is list:
+        return [v if type(v) in _JSON_SCALARS else to_json(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

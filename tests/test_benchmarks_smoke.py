@@ -226,6 +226,22 @@ def test_read_floor_reports_every_read_on_both_heaps(capsys: pytest.CaptureFixtu
         assert figures["vs_raw"][read_floor.RAW] == 1.0
 
 
+@pytest.mark.aiecs
+def test_adapter_read_reports_both_engines(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m benchmarks.adapter_read`` on its own redis-server: each engine's full
+    and newest-20 reads of the same history (it checks they read the same messages), and
+    each read against aiecs's full read."""
+    from benchmarks import adapter_read
+
+    assert adapter_read.main(["--n", "40", "--rounds", "1", "--no-pin"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["messages"] == 40
+    for what in ("ms_per_read", "vs_aiecs_full_read"):
+        assert set(report[what]) == set(adapter_read.READS)
+        assert all(value > 0 for value in report[what].values())
+    assert report["vs_aiecs_full_read"][adapter_read.AIECS_ALL] == 1.0
+
+
 def test_least_rebuild_reads_what_convstore_reads(shared: str) -> None:
     """The read floor's least rebuild returns the messages ``history`` returns: unformatted
     (with or without the scan), or formatted, then exactly the same dicts."""

@@ -799,3 +799,27 @@ def test_to_json_is_the_references_json_round_trip() -> None:
         assert to_json(value) == expected
 
     check()
+
+
+def test_entry_out_timestamps_are_naive_iso_without_parsing() -> None:
+    """``entry_out`` cuts the ``+00:00`` off the store's UTC ISO text instead of parsing it:
+    the same text ``naive_iso`` makes of the moment, for any moment and any offset."""
+    from datetime import timezone
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from convstore.adapters.contextengine.conversation import entry_out
+    from convstore.adapters.contextengine.shapes import naive_iso
+    from convstore.isotime import utc_isoformat
+
+    zones = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone.min])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.datetimes(min_value=datetime(2, 1, 1), timezones=zones))
+    def check(moment: datetime) -> None:
+        for stamp in (utc_isoformat(moment), moment.isoformat()):
+            entry = {"role": "user", "content": "c", "timestamp": stamp, "metadata": {}}
+            assert entry_out(entry)["timestamp"] == naive_iso(moment)
+
+    check()

@@ -438,3 +438,40 @@ def test_new_message_ids_are_distinct_canonical_uuid4() -> None:
     ids = plans.new_message_ids(200)
     assert len(set(ids)) == 200
     assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+
+
+def test_contextengine_view_reads_the_boundary_and_the_rows_in_one_pipeline() -> None:
+    """The compacted view: HMGET of the boundary and summary, then the rows, one round
+    trip; only rows at or after the boundary are the view's, oldest first."""
+    from convstore.plans import contextengine as cep
+
+    rows = [_entry_row(f"{i}-0".encode(), f"m{i}", f"c{i}") for i in range(1, 6)]
+    fields = Call(("HMGET", keys("k")[0], "ce:cb", "ce:sum"), raw_reply=True)
+    summary = codec.encode_entry("system", "the summary", NOW, {})
+
+    def run(limit: int, reply: list[Any]) -> cep.View:
+        stepper = Stepper(cep.view(config(), "k", limit))
+        read = (
+            ("XRANGE", keys("k")[1], "-", "+")
+            if limit == 0
+            else ("XREVRANGE", keys("k")[1], "+", "-", "COUNT", limit)
+        )
+        assert stepper.first() == Batch((fields, Call(read, raw_reply=True)))
+        assert stepper.send(reply) is None
+        return stepper.result  # type: ignore[no-any-return]
+
+    everything = run(0, [[None, None], rows])
+    assert everything.summary is None and everything.boundary is None
+    assert [e["content"] for e in everything.entries] == ["c1", "c2", "c3", "c4", "c5"]
+    compacted = run(0, [[b"3-0", summary], rows])
+    assert compacted.boundary == "3-0" and compacted.summary["content"] == "the summary"
+    assert [e["content"] for e in compacted.entries] == ["c3", "c4", "c5"]
+    assert compacted.ids == ["3-0", "4-0", "5-0"]
+    newest = run(4, [[b"3-0", summary], rows[::-1][:4]])  # 5, 4, 3, 2: 2 is compacted
+    assert [e["content"] for e in newest.entries] == ["c3", "c4", "c5"]
+    assert newest.ids == ["3-0", "4-0", "5-0"]
+    assert [e["content"] for e in run(2, [[b"3-0", summary], rows[::-1][:2]]).entries] == [
+        "c4",
+        "c5",
+    ]
+    assert run(0, [[b"9-0", summary], rows]).entries == []  # compacted past every row

@@ -92,6 +92,13 @@ class _Driver:
             self._raw = raw_reply_client(self.client) or self.client
         return self._raw
 
+    def _pipeline(self, batch: Batch) -> Any:
+        """A pipeline for ``batch``: on the raw-reply client when every call in it takes a
+        raw reply (``Call.raw_reply``; scripts have no reply parsing either way)."""
+        calls = [step for step in batch.steps if isinstance(step, Call)]
+        raw = bool(calls) and all(call.raw_reply for call in calls)
+        return (self._raw_client() if raw else self.client).pipeline(transaction=False)
+
     def _operation(self, plan: Plan[Any], wait_replicas: int | None) -> Operation:
         concern = self.concern.with_replicas(wait_replicas)
         return Operation(plan, self.retry, concern, self.metrics_hook)
@@ -161,7 +168,7 @@ class SyncDriver(_Driver):
         if isinstance(step, Call):
             client = self._raw_client() if step.raw_reply else self.client
             return client.execute_command(*step.args, **_routing(client, step))
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline(step)
         for inner in step.steps:
             if isinstance(inner, Call):
                 pipe.execute_command(*inner.args)
@@ -267,7 +274,7 @@ class AsyncDriver(_Driver):
         if isinstance(step, Call):
             client = self._raw_client() if step.raw_reply else self.client
             return await client.execute_command(*step.args, **_routing(client, step))
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._pipeline(step)
         for inner in step.steps:
             if isinstance(inner, Call):
                 pipe.execute_command(*inner.args)

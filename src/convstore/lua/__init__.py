@@ -6,7 +6,7 @@ and the scripts of the features built on them: ``inbox``, ``transfer``, ``edits`
 ``checkpoints`` (LangGraph), ``adk``.
 """
 
-from convstore.lua.contextengine import CE_COMPACT, CE_PUT, CE_UPDATE, CE_VIEW
+from convstore.lua.contextengine import CE_COMPACT, CE_PUT, CE_UPDATE
 from convstore.lua.core import INDEX_RESOLUTION_US, LAYOUT_VERSION, PRELUDE, Script, script
 from convstore.lua.messages import APPEND, CLEAR, COUNT, DELETE_MESSAGE
 from convstore.lua.sessions import DELETE, LIST, SAVE, SET_RETENTION, SUGGEST, TOUCH
@@ -16,7 +16,6 @@ __all__ = [
     "CE_COMPACT",
     "CE_PUT",
     "CE_UPDATE",
-    "CE_VIEW",
     "CLEAR",
     "COUNT",
     "DELETE",

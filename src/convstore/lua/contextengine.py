@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from convstore.lua.core import script
 
-__all__ = ["CE_COMPACT", "CE_PUT", "CE_UPDATE", "CE_VIEW"]
+__all__ = ["CE_COMPACT", "CE_PUT", "CE_UPDATE"]
 
 
 # --------------------------------------------------------------------------- ContextEngine adapter
@@ -79,20 +79,6 @@ elseif tonumber(ARGV[8]) > 0 then
   redis.call('PEXPIRE', key, ARGV[8])
 end
 return 1
-""",
-)
-
-
-CE_VIEW = script(
-    "ce_view",
-    r"""
--- The compacted view in one round trip: {summary payload or "", boundary or "", rows}.
--- ARGV[5] how many of the newest entries from the boundary on ("0" = all, oldest first;
--- otherwise newest first).
-local f = redis.call('HMGET', H, 'ce:cb', 'ce:sum')
-local b = f[1] or '-'
-if ARGV[5] == '0' then return {f[2] or '', f[1] or '', redis.call('XRANGE', S, b, '+')} end
-return {f[2] or '', f[1] or '', redis.call('XREVRANGE', S, '+', b, 'COUNT', tonumber(ARGV[5]))}
 """,
 )
 

@@ -17,11 +17,18 @@ __all__ = ["ConversationMethods", "entry_out"]
 
 
 def entry_out(entry: dict[str, Any]) -> dict[str, Any]:
-    """A stored entry as the reference returns it: naive UTC ISO timestamp, JSON values."""
+    """A stored entry as the reference returns it: naive UTC ISO timestamp, JSON values.
+
+    The store's timestamps are UTC ISO text: the naive form is the same text without its
+    ``+00:00`` (exactly what ``naive_iso`` makes of it, without parsing it back).
+    """
+    stamp = entry["timestamp"]
     return {
         "role": entry["role"],
         "content": entry["content"],
-        "timestamp": naive_iso(datetime.fromisoformat(entry["timestamp"])),
+        "timestamp": (
+            stamp[:-6] if stamp.endswith("+00:00") else naive_iso(datetime.fromisoformat(stamp))
+        ),
         "metadata": to_json(entry["metadata"]),
     }
 

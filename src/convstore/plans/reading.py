@@ -70,17 +70,29 @@ def decode_stored(
     May raise more than :class:`CodecError` on hostile bytes (msgpack's own errors): the
     caller falls back to :func:`stored_fields` row by row, which names the damage.
     """
-    return _values(rows, max_bytes, newest_first, StoredMessage)
+    return _decode(rows, max_bytes, newest_first, as_dicts=False)
 
 
-def _values(
-    rows: Sequence[Sequence[Any]], max_bytes: int, newest_first: bool, kind: type[Any]
+def decode_rows(
+    rows: Sequence[Sequence[Any]], max_bytes: int, *, newest_first: bool = False
+) -> Records[dict[str, Any]]:
+    """:func:`decode_stored` in ContextEngine form: what :func:`decode_fields` returns for
+    each row, the common case (a UTC timestamp, a uuid message id) made inline from the
+    tables of ``isotime.py``."""
+    return _decode(rows, max_bytes, newest_first, as_dicts=True)
+
+
+def _decode(
+    rows: Sequence[Sequence[Any]], max_bytes: int, newest_first: bool, as_dicts: bool
 ) -> Records[Any]:
-    """:func:`decode_stored`, each row's values made a ``kind`` (``tuple``: they stay the
-    plain tuple, for :func:`decode_rows`, which only unpacks them)."""
+    """The one loop of both read forms: each row checked, then made a StoredMessage, or
+    (``as_dicts``) a ContextEngine dict; what it does not recognise goes to the careful
+    decoder of that form."""
     out: Records[Any] = Records()
+    careful = decode_fields if as_dicts else stored_fields
     append, unpack, plain = out.append, msgpack.unpackb, codec.plain_entry
     not_heads, containers, depth = NOT_HEADS, CONTAINER_HEADS, MAX_DEPTH
+    days, hm, ss, ssu, th = DAY_PREFIXES, HOURS_MINUTES, SECONDS, SECONDS_UTC, THOUSANDTHS
     for row in reversed(rows) if newest_first else rows:
         fields = row[1]
         if type(fields) is list and len(fields) == 4 and fields[0] == b"m" and fields[2] == b"d":
@@ -88,10 +100,10 @@ def _values(
         elif type(fields) is dict and len(fields) == 2:  # as redis-py parses it
             mid, payload = fields.get(b"m"), fields.get(b"d")
         else:
-            append(stored_fields(row, max_bytes))
+            append(careful(row, max_bytes))
             continue
         if type(payload) is not bytes or type(mid) is not bytes or len(payload) > max_bytes:
-            append(stored_fields(row, max_bytes))
+            append(careful(row, max_bytes))
             continue
         obj = unpack(
             payload,
@@ -102,7 +114,7 @@ def _values(
             use_list=True,
         )
         if type(obj) is not list or len(obj) != 5:
-            append(stored_fields(row, max_bytes))
+            append(careful(row, max_bytes))
             continue
         version, role, content, moment, meta = obj
         if not (
@@ -113,29 +125,19 @@ def _values(
             and type(moment) is datetime
             and type(meta) is dict
         ):
-            append(stored_fields(row, max_bytes))
+            append(careful(row, max_bytes))
             continue
         heads = payload.translate(None, not_heads)  # packing.certainly_plain, inlined
         if (len(heads) >= depth or heads.translate(None, containers)) and not plain(
             payload, role, content
         ):
             codec.check_entry(obj)
+        text_id = None
         if len(mid) != 17 or mid[0] != 0:  # not a uuid (see message_ids.py): check it now
-            codec.decode_message_id(mid)
-        append(_new(kind, (role, content, moment, meta, mid)))
-    return out
-
-
-def decode_rows(
-    rows: Sequence[Sequence[Any]], max_bytes: int, *, newest_first: bool = False
-) -> Records[dict[str, Any]]:
-    """:func:`decode_stored` in ContextEngine form: what ``StoredMessage.as_dict`` returns
-    for each, the common case (a UTC timestamp, a uuid message id) made inline from the
-    tables of ``isotime.py``."""
-    out: Records[dict[str, Any]] = Records()
-    append, days = out.append, DAY_PREFIXES
-    hm, ss, ssu, th = HOURS_MINUTES, SECONDS, SECONDS_UTC, THOUSANDTHS
-    for role, content, moment, meta, mid in _values(rows, max_bytes, newest_first, tuple):
+            text_id = codec.decode_message_id(mid)
+        if not as_dicts:
+            append(_new(StoredMessage, (role, content, moment, meta, mid)))
+            continue
         if moment.tzinfo is UTC:  # moment.isoformat(), from tables (see isotime.py)
             since = moment - EPOCH
             second, micro = since.seconds, since.microseconds
@@ -149,10 +151,9 @@ def decode_rows(
                 stamp = f"{day}{hm[second // 60]}{ssu[second % 60]}"
         else:
             stamp = moment.isoformat()
-        if len(mid) == 17 and mid[0] == 0:  # a uuid (see message_ids.py)
+        if text_id is None:  # a uuid: its text from the bytes (message_ids.py's rule)
             h = mid.hex()
-            meta["message_id"] = f"{h[2:10]}-{h[10:14]}-{h[14:18]}-{h[18:22]}-{h[22:]}"
-        else:
-            meta["message_id"] = codec.decode_message_id(mid)
+            text_id = f"{h[2:10]}-{h[10:14]}-{h[14:18]}-{h[18:22]}-{h[22:]}"
+        meta["message_id"] = text_id
         append({"role": role, "content": content, "timestamp": stamp, "metadata": meta})
     return out

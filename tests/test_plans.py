@@ -475,3 +475,9 @@ def test_contextengine_view_reads_the_boundary_and_the_rows_in_one_pipeline() ->
         "c5",
     ]
     assert run(0, [[b"9-0", summary], rows]).entries == []  # compacted past every row
+    assert [e["content"] for e in run(0, [[b"4", summary], rows]).entries] == ["c4", "c5"]
+    for damaged in (b"garbage", b"1-", b"1-x", b"-1"):  # a boundary convstore never writes
+        stepper = Stepper(cep.view(config(), "k", 0))
+        stepper.first()
+        with pytest.raises(CodecError, match="compaction boundary"):
+            stepper.send([[damaged, summary], rows])

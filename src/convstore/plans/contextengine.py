@@ -170,9 +170,16 @@ def view(config: StoreConfig, key: str, limit: int) -> Plan[View]:
     fields = Call(("HMGET", keys.session, "ce:cb", "ce:sum"), raw_reply=True)
     (boundary, summary), rows = yield Batch((fields, Call(read, raw_reply=True)))
     newest_first = limit != 0
-    start = None if boundary is None else as_text(boundary)
+    start = None if boundary is None else as_text(boundary) or None
     if start is not None:
-        rows = _from_boundary(rows, _stream_id(start), newest_first)
+        try:
+            at = _stream_id(start)
+        except ValueError:
+            raise CodecError(
+                f"session {key!r}: its compaction boundary (ce:cb) is no stream id: {start!r:.60}",
+                key=key,
+            ) from None
+        rows = _from_boundary(rows, at, newest_first)
     return View(
         codec.decode_entry(summary) if summary else None,
         start,
@@ -182,8 +189,12 @@ def view(config: StoreConfig, key: str, limit: int) -> Plan[View]:
 
 
 def _stream_id(text: str | bytes) -> tuple[int, int]:
-    ms, _, seq = as_text(text).partition("-")
-    return int(ms), int(seq or 0)
+    """(ms, seq) of a stream entry id ("ms" alone is "ms-0", as Redis reads it); ValueError
+    for anything else."""
+    ms, dash, seq = as_text(text).partition("-")
+    if not ms.isdigit() or (dash and not seq.isdigit()):
+        raise ValueError(text)
+    return int(ms), int(seq) if dash else 0
 
 
 def _from_boundary(

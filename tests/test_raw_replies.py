@@ -56,8 +56,16 @@ async def test_the_asyncio_client_gets_one_too(async_client: redis.asyncio.Redis
     assert reader.connection_pool is async_client.connection_pool
 
 
+class ParsingRedis(redis.Redis):
+    """A user's subclass that sees every reply (its own parse_response)."""
+
+    def parse_response(self, connection: Any, command_name: Any, **options: Any) -> Any:
+        return super().parse_response(connection, command_name, **options)
+
+
 def test_no_second_client_where_it_is_not_safe() -> None:
     assert raw_reply_client(TracedRedis()) is None  # execute_command is the user's own
+    assert raw_reply_client(ParsingRedis()) is None  # so is parse_response
     assert raw_reply_client(redis.Redis(single_connection_client=False)) is not None
     assert raw_reply_client(redis.asyncio.Redis(single_connection_client=True)) is None
     assert raw_reply_client(object()) is None  # not a redis-py client (cluster clients too)

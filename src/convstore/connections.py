@@ -235,26 +235,34 @@ def _as_sent(response: Any, **_options: Any) -> Any:
     return response
 
 
+#: The methods a command passes through in redis-py's clients: a class that overrides any
+#: of them sees its commands itself, and gets no second client.
+_READ_PATH = ("execute_command", "_execute_command", "parse_response")
+
+
+def _own_read_path(client: Any, base: type) -> bool:
+    return any(getattr(type(client), n, None) is not getattr(base, n, None) for n in _READ_PATH)
+
+
 def raw_reply_client(client: Any) -> Any | None:
     """A second client on ``client``'s own connection pool that skips redis-py's response
     callback of :data:`RAW_REPLY_COMMANDS` (XRANGE rows stay flat ``[id, [field, value,
     ...]]`` lists: building a dict per row costs a long read a fifth of its time), or None
     where that is not safe: a cluster client, a single-connection client, or a class
-    whose ``execute_command`` is its own (instrumentation that must see every call).
+    that overrides how a command is sent or parsed (instrumentation that must see every
+    call).
 
     The user's client is not changed: the callbacks are set on the second one, which
     shares the pool, and so the connections, retries and settings.
     """
     reader: redis.Redis | redis.asyncio.Redis
     if isinstance(client, redis.Redis):
-        own = type(client).execute_command is not redis.Redis.execute_command
         single = client.connection is not None  # the blocking client holds its one
-        if own or single:
+        if single or _own_read_path(client, redis.Redis):
             return None
         reader = redis.Redis(connection_pool=client.connection_pool)
     elif isinstance(client, redis.asyncio.Redis):
-        own = type(client).execute_command is not redis.asyncio.Redis.execute_command
-        if own or client.single_connection_client:
+        if client.single_connection_client or _own_read_path(client, redis.asyncio.Redis):
             return None
         reader = redis.asyncio.Redis(connection_pool=client.connection_pool)
     else:

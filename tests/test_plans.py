@@ -250,9 +250,10 @@ def test_append_sends_ids_timestamps_and_payloads_in_one_script() -> None:
 def test_a_plain_dict_takes_the_short_path_to_the_same_step(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A plain dict with no timestamp is checked inline (the common case); any other
-    Mapping, or a dict the inline checks cannot clear, goes through the field-by-field
-    checks. Both build the same step, and the caller's metadata is never changed."""
+    """A message with plain fields and no timestamp is cleared in one test (the common
+    case); one whose metadata is no dict, or with a timestamp to parse, goes through the
+    field-by-field checks. Both build the same step, and the caller's metadata is never
+    changed."""
     from types import MappingProxyType
 
     monkeypatch.setattr("convstore.plans.append.utc_now", lambda: NOW)

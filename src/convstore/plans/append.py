@@ -50,23 +50,35 @@ def _uuid4(raw: bytearray) -> tuple[str, bytes]:
 
 
 def _from_dict(message: Mapping[str, Any]) -> tuple[str, str, datetime, dict[str, Any]]:
-    """(role, content, aware UTC timestamp, a copy of the metadata) of a message dict."""
+    """(role, content, aware UTC timestamp, a copy of the metadata) of a message dict.
+
+    The common case (str role and content, no timestamp, a dict of metadata) is cleared
+    in one test; anything else is checked field by field, for the error that names it.
+    """
+    role, content = message.get("role"), message.get("content")
+    raw_ts, raw_meta = message.get("timestamp"), message.get("metadata")
+    if (
+        type(role) is str
+        and role
+        and type(content) is str
+        and raw_ts is None
+        and type(raw_meta) is dict
+        and _ENTRY_KEYS.issuperset(message)
+    ):
+        return role, content, utc_now(), raw_meta.copy()
     if not _ENTRY_KEYS.issuperset(message):
         extra = sorted(set(message) - _ENTRY_KEYS)
         raise ValidationError(
             f"a message dict has exactly the keys {sorted(_ENTRY_KEYS)}; unexpected {extra}",
             field="message",
         )
-    role, content = message.get("role"), message.get("content")
     if not isinstance(role, str) or not role:
         raise ValidationError("role must be a non-empty string", field="role")
     if not isinstance(content, str):
         raise ValidationError(
             f"content must be a string, got {type(content).__name__}", field="content"
         )
-    raw_ts = message.get("timestamp")
     timestamp = utc_now() if raw_ts is None else to_utc(raw_ts, "timestamp")
-    raw_meta = message.get("metadata")
     if raw_meta is None:
         return role, content, timestamp, {}
     if not isinstance(raw_meta, Mapping):
@@ -86,21 +98,9 @@ def _prepare(
     id, "<timestamp ms>[\t<tool fields>]", payload) for one message; raises before
     anything is sent. ``fresh``: the id to give a message without one (None: a new one).
     """
-    if type(message) is dict:  # the common case first: a plain ContextEngine dict
-        role, content = message.get("role"), message.get("content")
-        raw_ts, raw_meta = message.get("timestamp"), message.get("metadata")
-        if (
-            type(role) is str
-            and role
-            and type(content) is str
-            and raw_ts is None
-            and type(raw_meta) is dict
-            and _ENTRY_KEYS.issuperset(message)
-        ):
-            timestamp, metadata = utc_now(), raw_meta.copy()
-        else:  # checked one by one, for the error that names what is wrong
-            role, content, timestamp, metadata = _from_dict(message)
-    elif isinstance(message, Mapping) and not isinstance(message, AgentCommunicationMessage):
+    if type(message) is dict or (
+        isinstance(message, Mapping) and not isinstance(message, AgentCommunicationMessage)
+    ):
         role, content, timestamp, metadata = _from_dict(message)
     elif isinstance(message, AgentCommunicationMessage):
         if message.session_key != key:

@@ -19,7 +19,7 @@ from convstore.plans.config import StoreConfig
 from convstore.plans.indexes import cluster_index_sync, split_idx
 from convstore.plans.messages import decode_all
 from convstore.plans.steps import Batch, Call, Plan, Run
-from convstore.plans.values import as_text, epoch_micros, from_epoch_micros
+from convstore.plans.values import as_text, epoch_micros, from_epoch_micros, stream_order
 
 __all__ = [
     "CHECKPOINTS",
@@ -173,7 +173,7 @@ def view(config: StoreConfig, key: str, limit: int) -> Plan[View]:
     start = None if boundary is None else as_text(boundary) or None
     if start is not None:
         try:
-            at = _stream_id(start)
+            at = stream_order(start)
         except ValueError:
             raise CodecError(
                 f"session {key!r}: its compaction boundary (ce:cb) is no stream id: {start!r:.60}",
@@ -188,15 +188,6 @@ def view(config: StoreConfig, key: str, limit: int) -> Plan[View]:
     )
 
 
-def _stream_id(text: str | bytes) -> tuple[int, int]:
-    """(ms, seq) of a stream entry id ("ms" alone is "ms-0", as Redis reads it); ValueError
-    for anything else."""
-    ms, dash, seq = as_text(text).partition("-")
-    if not ms.isdigit() or (dash and not seq.isdigit()):
-        raise ValueError(text)
-    return int(ms), int(seq) if dash else 0
-
-
 def _from_boundary(
     rows: Sequence[Sequence[Any]], boundary: tuple[int, int], newest_first: bool
 ) -> Sequence[Sequence[Any]]:
@@ -204,10 +195,10 @@ def _from_boundary(
     others (found by bisection: a full read of a long compacted session is most rows)."""
     if newest_first:
         for index, row in enumerate(rows):
-            if _stream_id(row[0]) < boundary:
+            if stream_order(row[0]) < boundary:
                 return rows[:index]
         return rows
-    return rows[bisect_left(rows, boundary, key=lambda row: _stream_id(row[0])) :]
+    return rows[bisect_left(rows, boundary, key=lambda row: stream_order(row[0])) :]
 
 
 def compact(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from convstore.errors import CodecError
 from convstore.models import to_utc
 
-__all__ = ["as_text", "epoch_micros", "from_epoch_micros", "ms_bound", "stored_int"]
+__all__ = ["as_text", "epoch_micros", "from_epoch_micros", "ms_bound", "stored_int", "stream_order"]
 
 #: What the scripts store (lua.py checks the same): counts of at most 15 digits, and
 #: microsecond timestamps (``la``), which may be negative.
@@ -57,3 +57,12 @@ def as_text(value: bytes | str) -> str:
 def ms_bound(value: datetime | str | None, default: str, field: str) -> str:
     """A stream-id bound in milliseconds for ``value`` (``default`` when it is None)."""
     return default if value is None else str(max(0, epoch_micros(to_utc(value, field)) // 1000))
+
+
+def stream_order(entry_id: str | bytes) -> tuple[int, int]:
+    """(ms, seq) of a stream entry id, to compare ids in stream order ("ms" alone is
+    "ms-0", as Redis reads it); ValueError for anything else."""
+    ms, dash, seq = as_text(entry_id).partition("-")
+    if not ms.isdigit() or (dash and not seq.isdigit()):
+        raise ValueError(f"not a stream entry id: {entry_id!r:.60}")
+    return int(ms), int(seq) if dash else 0

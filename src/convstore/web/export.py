@@ -16,6 +16,7 @@ from typing import Any
 
 from convstore import Entry, Records
 from convstore.errors import SessionNotFound
+from convstore.plans.values import stream_order
 from convstore.store import AsyncConversationStore
 
 __all__ = ["CHUNK", "last_id", "session_jsonl", "to_json"]
@@ -28,14 +29,10 @@ def to_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr)
 
 
-def _stream_order(entry_id: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in entry_id.split("-"))
-
-
 def last_id(cursor: str, batch: Records[Entry]) -> str:
     """The read's last entry id, counting the damaged entries it left out."""
     ids = [e.entry_id for e in batch] + [x.entry_id for x in batch.skipped if x.entry_id]
-    return max([cursor, *ids], key=_stream_order)
+    return max([cursor, *ids], key=stream_order)
 
 
 async def session_jsonl(store: AsyncConversationStore, key: str) -> AsyncIterator[str]:
@@ -55,7 +52,7 @@ async def session_jsonl(store: AsyncConversationStore, key: str) -> AsyncIterato
             (x.entry_id or "0-0", {"kind": "damaged", "entry_id": x.entry_id, "error": str(x)})
             for x in chunk.skipped
         ]
-        for _, line in sorted(lines, key=lambda pair: _stream_order(pair[0])):
+        for _, line in sorted(lines, key=lambda pair: stream_order(pair[0])):
             yield to_json(line) + "\n"
         if len(chunk) + len(chunk.skipped) < CHUNK:
             return

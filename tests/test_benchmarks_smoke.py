@@ -175,6 +175,7 @@ def test_floor_study_reports_every_variant(capsys: pytest.CaptureFixture[str]) -
         "convstore append",
         "convstore plan, no driver",
         "minimal safe append",
+        "every guarantee, least client work",
         "convstore script, arguments prebuilt",
         "XADD-only EVALSHA",
         "raw XADD",
@@ -287,6 +288,58 @@ def test_floor_prebuilt_calls_each_store_a_message(shared: str) -> None:
     assert all(reply.endswith(b"+") for reply in replies)  # "<la> <entry id>+": newly stored
     assert [m["content"] for m in history] == ["m0", "m1", "m2"]
     assert [m["metadata"]["i"] for m in history] == [0, 1, 2]
+
+
+def test_floor_least_full_append_stores_what_append_stores(shared: str) -> None:
+    """The floor study's least-client full append is a real append: each message reads
+    back as ``messages.append`` stores it (metadata, its id and entry id), its stream rows
+    carry the same fields as the store's own append of the same messages (tool-call
+    fields included), and what the plan refuses it refuses too."""
+    from benchmarks.floor import least_full_append
+    from benchmarks.workloads import new_session
+
+    from convstore import lua
+    from convstore.errors import ValidationError
+
+    with redis.Redis.from_url(REDIS_URL) as client:
+        store = ConversationStore(client, namespace=shared)
+        sha = client.script_load(lua.APPEND.source)
+        key = store.sessions.save(new_session("floor-least"))
+        messages = [
+            {"role": "user", "content": "m0", "metadata": {"i": 0}},
+            {
+                "role": "assistant",
+                "content": "m1",
+                "metadata": {"tool_calls": [{"id": "c1", "type": "function"}]},
+            },
+            {"role": "tool", "content": "m2", "metadata": {"tool_call_id": "c1"}},
+        ]
+        results = [least_full_append(client, sha, store.config, key, m) for m in messages]
+        twin = store.sessions.save(new_session("floor-least-twin"))
+        for message in messages:
+            store.messages.append(twin, message)
+        fields = [
+            [
+                [name for name in row[1] if name != b"d"]
+                for row in client.xrange(store.config.keyspace.session(k).messages)
+            ]
+            for k in (key, twin)
+        ]
+        history = store.messages.history(key)
+        entries = store.messages.entries(key)
+        for bad in ({"role": "", "content": "x"}, {"role": "user", "content": 1}):
+            with pytest.raises(ValidationError):
+                least_full_append(client, sha, store.config, key, {**bad, "metadata": {}})
+        assert store.messages.count(key) == 3
+    assert all(result.created for result in results)
+    assert fields[0] == fields[1] and [b"m", b"tc"] in fields[0] and [b"m", b"tr"] in fields[0]
+    assert [m["content"] for m in history] == ["m0", "m1", "m2"]
+    assert [m["metadata"]["message_id"] for m in history] == [r.message_id for r in results]
+    assert [str(uuid.UUID(r.message_id)) for r in results] == [r.message_id for r in results]
+    assert all(uuid.UUID(r.message_id).version == 4 for r in results)
+    assert [e.entry_id for e in entries] == [r.entry_id for r in results]
+    assert history[1]["metadata"]["tool_calls"] == [{"id": "c1", "type": "function"}]
+    assert history[2]["metadata"]["tool_call_id"] == "c1"
 
 
 @pytest.mark.slow

@@ -181,9 +181,13 @@ def append_messages(
         return []
     inline, ttl, max_messages, max_age = config.constants
     unsaved = 1 if unsaved_ok else 0
-    fresh = 1 if all([item[1] for item in prepared]) else 0  # every id generated here: see lua
     common = f"{config.now()} {ttl} {max_messages} {max_age} {expected or '*'}"
-    per_message = [arg for item in prepared for arg in item[2:]]
+    if len(prepared) == 1:  # the common case, without a list built per message
+        fresh = 1 if prepared[0][1] else 0
+        per_message: Sequence[Any] = prepared[0][2:]
+    else:
+        fresh = 1 if all([item[1] for item in prepared]) else 0  # every id generated here: see lua
+        per_message = [arg for item in prepared for arg in item[2:]]
     args = (f"{inline}{unsaved}{fresh} {common}", key, *per_message)  # lua/core.py: packed
     resend = (f"{inline}{unsaved}0 {common}", key, *per_message) if fresh else None
     keys = config.keyspace.session(key).encoded
@@ -196,6 +200,9 @@ def append_messages(
     la, entries, idx = _append_reply(reply)
     if config.cluster:
         yield from cluster_index_sync(config, key, split_idx(idx), (), la)
+    if len(prepared) == 1 == len(entries):
+        entry = entries[0]
+        return [AppendResult(prepared[0][0], entry[:-1], entry[-1] == "+")]
     return [
         AppendResult(item[0], entry[:-1], entry[-1] == "+")
         for item, entry in zip(prepared, entries, strict=True)

@@ -1,7 +1,10 @@
 """How close a full history read can get to a raw XRANGE + ``msgpack.unpackb``: the floor
 under issue 11's read-all goal (<= 1.3x), and what the collector's heap does to the ratio.
 
-``python -m benchmarks.read_floor [--n 5000] [--rounds 8] [--ballast 160000] [--no-pin]``
+``python -m benchmarks.read_floor [--n 5000] [--rounds 8] [--ballast 160000] [--reads 1] [--no-pin]``
+
+``--n 20 --reads 200`` is the floor under the newest-20 goal: a read of 20 rows is a round
+trip of about 100 µs, so each round times ``--reads`` reads of each variant in a row.
 
 One history of ``n`` messages stored by convstore and the same messages in a raw stream,
 on a private pinned redis-server (``benchmarks/server.py``); nine reads, interleaved, the
@@ -89,14 +92,27 @@ def least_rebuild(
     return out
 
 
-def rounds_of(reads: dict[str, Callable[[], Any]], rounds: int, *, lean: bool) -> dict[str, float]:
-    """Median ms per read of each variant, interleaved (``lean``: on a frozen heap)."""
-    timed_reads = {name: (lambda read=read: timed(read) * 1000) for name, read in reads.items()}
+def rounds_of(
+    reads: dict[str, Callable[[], Any]], rounds: int, *, lean: bool, repeat: int = 1
+) -> dict[str, float]:
+    """Median ms per read of each variant, interleaved (``lean``: on a frozen heap), each
+    round timing ``repeat`` reads of a variant in a row."""
+
+    def times(read: Callable[[], Any]) -> Callable[[], float]:
+        def go() -> None:
+            for _ in range(repeat):
+                read()
+
+        return lambda: timed(go) * 1000 / repeat
+
+    timed_reads = {name: times(read) for name, read in reads.items()}
     got = interleaved(timed_reads, rounds + 1, lean=lean)  # round 0 warms up
     return {name: statistics.median(values[1:]) for name, values in got.items()}
 
 
-def measure(client: redis.Redis, n: int, rounds: int, ballast: int) -> dict[str, Any]:
+def measure(
+    client: redis.Redis, n: int, rounds: int, ballast: int, repeat: int = 1
+) -> dict[str, Any]:
     store = ConversationStore(client, namespace="readfloor")
     raw = RawStream(client, "readfloor:raw")
     msgs = make_messages(n)
@@ -131,13 +147,13 @@ def measure(client: redis.Redis, n: int, rounds: int, ballast: int) -> dict[str,
     if [m.as_dict() for m in store.messages.read(key)] != ours:
         raise RuntimeError("messages.read does not read what messages.history reads")
     try:
-        lean = rounds_of(reads, rounds, lean=True)
+        lean = rounds_of(reads, rounds, lean=True, repeat=repeat)
         objects = [{"i": i} for i in range(ballast)]  # tracked, alive through the rounds
         gc.collect()
         started = time.perf_counter()
         gc.collect()
         full_collection_ms = (time.perf_counter() - started) * 1000
-        weighed = rounds_of(reads, rounds, lean=False)
+        weighed = rounds_of(reads, rounds, lean=False, repeat=repeat)
         del objects
     finally:
         for found in client.scan_iter(match="readfloor*", count=1000):
@@ -150,23 +166,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--ballast", type=int, default=160_000)
+    p.add_argument("--reads", type=int, default=1, help="reads per variant in each round")
     p.add_argument("--no-pin", action="store_true")
     a = p.parse_args(argv)
     pin = not a.no_pin and can_pin()
     got = on_own_server(
-        pin, "benchmarks.read_floor", lambda client: measure(client, a.n, a.rounds, a.ballast)
+        pin,
+        "benchmarks.read_floor",
+        lambda client: measure(client, a.n, a.rounds, a.ballast, a.reads),
     )
     report: dict[str, Any] = {
         "pinned": pin,
         "messages": a.n,
         "rounds": a.rounds,
+        "reads_per_round": a.reads,
         "ballast_objects": a.ballast,
         "full_collection_ms_with_ballast": round(got["full_collection_ms"], 1),
     }
     for heap in ("lean", "ballast"):
         ms = got[heap]
         report[heap] = {
-            "ms_per_read": {k: round(v, 2) for k, v in ms.items()},
+            "ms_per_read": {k: round(v, 4) for k, v in ms.items()},
             "us_per_row": {k: round(v * 1000 / a.n, 2) for k, v in ms.items()},
             "vs_raw": {k: round(v / ms[RAW], 3) for k, v in ms.items()},
         }

@@ -214,10 +214,11 @@ def test_read_floor_reports_every_read_on_both_heaps(capsys: pytest.CaptureFixtu
     heap and with the ballast, a ratio against the raw read each."""
     from benchmarks import read_floor
 
-    argv = ["--n", "60", "--rounds", "1", "--ballast", "1000", "--no-pin"]
+    argv = ["--n", "60", "--rounds", "1", "--ballast", "1000", "--reads", "2", "--no-pin"]
     assert read_floor.main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["messages"] == 60 and report["ballast_objects"] == 1000
+    assert report["reads_per_round"] == 2
     assert report["full_collection_ms_with_ballast"] > 0
     for heap in ("lean", "ballast"):
         figures = report[heap]
@@ -225,6 +226,21 @@ def test_read_floor_reports_every_read_on_both_heaps(capsys: pytest.CaptureFixtu
             assert set(figures[what]) == set(read_floor.READS)
             assert all(value > 0 for value in figures[what].values())
         assert figures["vs_raw"][read_floor.RAW] == 1.0
+
+
+def test_read_floor_rounds_time_each_read_repeat_times() -> None:
+    """``--reads N``: each round runs every variant N times in a row and reports the time
+    of one read (the rounds' median), so a read of 20 rows is not one 100 µs sample."""
+    from benchmarks.read_floor import rounds_of
+
+    calls = {"a": 0, "b": 0}
+
+    def read(name: str) -> None:
+        calls[name] += 1
+
+    got = rounds_of({n: (lambda n=n: read(n)) for n in calls}, 2, lean=False, repeat=5)
+    assert calls == {"a": 15, "b": 15}  # (2 rounds + the warm-up) x 5 reads
+    assert set(got) == {"a", "b"} and all(value > 0 for value in got.values())
 
 
 @pytest.mark.aiecs

@@ -142,7 +142,7 @@ def least_full_append(
     tools = tool_fields(meta) if meta else ""
     if len(payload) + 17 + len(tools) > limits.max_record_bytes:
         raise ValidationError("record too large", field="message")
-    at = str(epoch_micros(now) // 1000)
+    at = str(max(0, epoch_micros(now) // 1000))
     inline, ttl, max_messages, max_age = config.constants
     reply = client.execute_command(
         "EVALSHA",

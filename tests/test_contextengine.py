@@ -745,7 +745,7 @@ async def test_permanent_backend(astore: AsyncConversationStore) -> None:
 
 
 def test_to_json_is_the_references_json_round_trip() -> None:
-    """``shapes.to_json`` (its exact-type fast path and the general one) returns what the
+    """``reference.to_json`` (its exact-type fast path and the general one) returns what the
     reference's ``json.dumps`` with its encoder, then ``json.loads``, returns."""
     import base64
     import enum
@@ -755,7 +755,7 @@ def test_to_json_is_the_references_json_round_trip() -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from convstore.adapters.contextengine.shapes import to_json
+    from convstore.plans.reference import to_json
 
     class Kind(enum.StrEnum):
         A = "a"
@@ -801,17 +801,16 @@ def test_to_json_is_the_references_json_round_trip() -> None:
     check()
 
 
-def test_entry_out_timestamps_are_naive_iso_without_parsing() -> None:
-    """``entry_out`` cuts the ``+00:00`` off the store's UTC ISO text instead of parsing it:
+def test_reference_entry_timestamps_are_naive_iso_without_parsing() -> None:
+    """``reference_entry`` cuts the ``+00:00`` off the store's UTC ISO text instead of parsing it:
     the same text ``naive_iso`` makes of the moment, for any moment and any offset."""
     from datetime import timezone
 
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from convstore.adapters.contextengine.conversation import entry_out
-    from convstore.adapters.contextengine.shapes import naive_iso
     from convstore.isotime import utc_isoformat
+    from convstore.plans.reference import naive_iso, reference_entry
 
     zones = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone.min])
 
@@ -820,6 +819,6 @@ def test_entry_out_timestamps_are_naive_iso_without_parsing() -> None:
     def check(moment: datetime) -> None:
         for stamp in (utc_isoformat(moment), moment.isoformat()):
             entry = {"role": "user", "content": "c", "timestamp": stamp, "metadata": {}}
-            assert entry_out(entry)["timestamp"] == naive_iso(moment)
+            assert reference_entry(entry)["timestamp"] == naive_iso(moment)
 
     check()

@@ -9,9 +9,11 @@ bytes before the metadata.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 import pytest
@@ -21,8 +23,17 @@ from hypothesis import strategies as st
 from convstore import codec
 from convstore.errors import CodecError
 from convstore.isotime import utc_isoformat
-from convstore.plans.reading import decode_fields, decode_rows, decode_stored, stored_fields
-from convstore.plans.results import StoredMessage
+from convstore.plans.reading import (
+    decode_fields,
+    decode_reference,
+    decode_rows,
+    decode_stored,
+    reference_fields,
+    stored_fields,
+)
+from convstore.plans.reference import reference_entry
+
+T = TypeVar("T")
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -87,32 +98,30 @@ def _row(payload: bytes, mid: bytes | None = None) -> tuple[bytes, dict[bytes, b
     return b"1-1", {b"m": mid or b"\x00" + os.urandom(16), b"d": payload}
 
 
-def _careful(rows: list[Any]) -> list[dict[str, Any]] | type[Exception]:
+def _careful_with(one: Callable[[Any, int], T], rows: list[Any]) -> list[T] | type[Exception]:
+    """``one`` (a careful decoder) of each row, or the type of what it raised."""
     try:
-        return [decode_fields(r, codec.MAX_PAYLOAD_BYTES) for r in rows]
+        return [one(r, codec.MAX_PAYLOAD_BYTES) for r in rows]
     except Exception as exc:  # noqa: BLE001 - compared with the fast path's outcome
         return type(exc)
 
 
-def _fast(rows: list[Any], newest_first: bool = False) -> list[dict[str, Any]] | None:
+def _fast_with(
+    every: Callable[..., Sequence[T]], rows: list[Any], newest_first: bool = False
+) -> list[T] | None:
+    """``every`` (a one-pass decoder) of the rows, or None where it raised."""
     try:
-        return list(decode_rows(rows, codec.MAX_PAYLOAD_BYTES, newest_first=newest_first))
+        return list(every(rows, codec.MAX_PAYLOAD_BYTES, newest_first=newest_first))
     except Exception:  # noqa: BLE001 - the caller re-reads row by row: only success matters
         return None
 
 
-def _careful_stored(rows: list[Any]) -> list[StoredMessage] | type[Exception]:
-    try:
-        return [stored_fields(r, codec.MAX_PAYLOAD_BYTES) for r in rows]
-    except Exception as exc:  # noqa: BLE001 - compared with the fast path's outcome
-        return type(exc)
-
-
-def _fast_stored(rows: list[Any], newest_first: bool = False) -> list[StoredMessage] | None:
-    try:
-        return list(decode_stored(rows, codec.MAX_PAYLOAD_BYTES, newest_first=newest_first))
-    except Exception:  # noqa: BLE001 - the caller re-reads row by row: only success matters
-        return None
+_careful = functools.partial(_careful_with, decode_fields)
+_fast = functools.partial(_fast_with, decode_rows)
+_careful_stored = functools.partial(_careful_with, stored_fields)
+_fast_stored = functools.partial(_fast_with, decode_stored)
+_careful_reference = functools.partial(_careful_with, reference_fields)
+_fast_reference = functools.partial(_fast_with, decode_reference)
 
 
 def _flat(rows: list[Any]) -> list[Any]:
@@ -121,16 +130,21 @@ def _flat(rows: list[Any]) -> list[Any]:
 
 
 def _same_both_ways(rows: list[Any]) -> None:
-    """Both fast paths equal their careful decoders, and the typed values' dicts the dicts,
-    whether the rows come parsed by redis-py or as Redis sent them."""
+    """The three fast paths equal their careful decoders, the typed values' dicts the dicts,
+    and the reference's shapes the dicts made JSON (``reference_entry``), whether the rows
+    come parsed by redis-py or as Redis sent them."""
     expected, typed = _careful(rows), _careful_stored(rows)
     assert isinstance(expected, list) and isinstance(typed, list)
+    reference = [reference_entry(e) for e in expected]
     for form in (rows, _flat(rows)):
         assert _careful(form) == expected and _careful_stored(form) == typed
+        assert _careful_reference(form) == reference
         assert _fast(form) == expected
         assert _fast(form[::-1], newest_first=True) == expected
         assert _fast_stored(form) == typed
         assert _fast_stored(form[::-1], newest_first=True) == typed
+        assert _fast_reference(form) == reference
+        assert _fast_reference(form[::-1], newest_first=True) == reference
     assert [m.as_dict() for m in typed] == expected
     assert [m.message_id for m in typed] == [e["metadata"]["message_id"] for e in expected]
 
@@ -206,6 +220,7 @@ def test_damaged_payloads_fail_the_fast_path_as_decode_fields_does(payload: byte
         assert _fast(form[::-1], newest_first=True) is None
         assert _fast_stored(form) is None
         assert _fast_stored(form[::-1], newest_first=True) is None
+        assert _fast_reference(form) is None
 
 
 @pytest.mark.parametrize("mid", [b"\x00" + b"1" * 15, b"\x01" + b"2" * 16, b"t\xff", b"\x02", b"x"])
@@ -233,10 +248,44 @@ def test_a_damaged_message_id_fails_the_read_not_a_later_message_id(mid: bytes) 
         (b"1-1", {codec.encode_message_id("x"): codec.encode_entry("r", "c", T0, {})}),  # v1
         (b"1-1", {b"m": b"tz", b"d": codec.encode_entry("r", "c", T0, {}), b"tc": b"a"}),
         _row(codec.encode_entry("r", "ąę" * 50, T0, {"blob": b"\xc4", "many": [[1]] * 70})),
+        # the reference's shapes: metadata that needs the JSON walk, and bytes that look as
+        # if it might (a -1, a str 8 header of length 255), where it changes nothing
+        _row(codec.encode_entry("r", "c", T0, {"at": T0, "deep": [{"at": T0}]})),
+        _row(codec.encode_entry("r", "c", T0, {"blob": b"xy", "in": {"b": b""}})),
+        _row(codec.encode_entry("r", "c", T0, {"n": -1, "f": -1.5})),
+        _row(codec.encode_entry("r", "x" * 255, T0, {"k": "v"})),
     ],
 )
 def test_other_layouts_and_forms_decode_the_same(row: Any) -> None:
     _same_both_ways([row])
+
+
+def test_the_reference_form_walks_only_metadata_that_may_need_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``decode_reference`` hands back the decoded metadata itself when its bytes can hold
+    no datetime and no bytes value, and the JSON walk's copy otherwise (the same values)."""
+    import convstore.plans.reading as reading
+
+    walked: list[Any] = []
+    original = reading.to_json
+
+    def spy(value: Any) -> Any:
+        walked.append(value)
+        return original(value)
+
+    monkeypatch.setattr(reading, "to_json", spy)
+    plain = {"n": 1, "tags": ["a"], "x": {"y": None}}
+    rows = [
+        _row(codec.encode_entry("r", "c", T0, plain)),
+        _row(codec.encode_entry("r", "c", T0, {"at": T0})),
+        _row(codec.encode_entry("r", "c", T0, {"blob": b"z"})),
+    ]
+    got = decode_reference(rows, codec.MAX_PAYLOAD_BYTES)
+    assert [w.keys() - {"message_id"} for w in walked] == [{"at"}, {"blob"}]
+    assert got[0]["metadata"] == {**plain, "message_id": got[0]["metadata"]["message_id"]}
+    assert got[1]["metadata"]["at"] == T0.isoformat()
+    assert got[2]["metadata"]["blob"] == "eg=="
 
 
 @given(texts, texts, st.one_of(utc_moments, edges), metadata, st.binary(max_size=3))

@@ -18,6 +18,7 @@ from convstore.models import to_utc
 from convstore.plans.config import StoreConfig
 from convstore.plans.indexes import cluster_index_sync, split_idx
 from convstore.plans.messages import decode_all
+from convstore.plans.reference import reference_entry
 from convstore.plans.steps import Batch, Call, Plan, Run
 from convstore.plans.values import as_text, epoch_micros, from_epoch_micros, stream_order
 
@@ -156,12 +157,14 @@ class View(NamedTuple):
     ids: list[str]
 
 
-def view(config: StoreConfig, key: str, limit: int) -> Plan[View]:
+def view(config: StoreConfig, key: str, limit: int, *, reference: bool = False) -> Plan[View]:
     """The newest ``limit`` (0 = all) messages of the compacted view, in one round trip:
     the boundary and summary, then the rows, in one pipeline (not a script: handing rows
     back through Lua costs about four times reading them). The rows are read after the
     boundary, so a compaction in between shows the view as it was just before it (a
-    compaction never deletes a message); ``compact`` then refuses the stale boundary."""
+    compaction never deletes a message); ``compact`` then refuses the stale boundary.
+    ``reference``: the summary and the messages in the shapes the reference ContextEngine
+    returns (``plans/reference.py``), made in the read loop itself."""
     keys = config.keyspace.session(key)
     if limit == 0:
         read: tuple[Any, ...] = ("XRANGE", keys.messages, "-", "+")
@@ -181,11 +184,16 @@ def view(config: StoreConfig, key: str, limit: int) -> Plan[View]:
             ) from None
         rows = _from_boundary(rows, at, newest_first)
     return View(
-        codec.decode_entry(summary) if summary else None,
+        _summary(summary, reference) if summary else None,
         start,
-        decode_all(config, key, rows, newest_first=newest_first),
+        decode_all(config, key, rows, newest_first=newest_first, reference=reference),
         [as_text(r[0]) for r in (rows[::-1] if newest_first else rows)],
     )
+
+
+def _summary(stored: bytes, reference: bool) -> dict[str, Any]:
+    entry = codec.decode_entry(stored)
+    return reference_entry(entry) if reference else entry
 
 
 def _from_boundary(

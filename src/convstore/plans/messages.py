@@ -18,7 +18,14 @@ from convstore.models import (
 from convstore.plans.config import StoreConfig
 from convstore.plans.damage import OnError, Skips, located
 from convstore.plans.indexes import missing_session, session_status
-from convstore.plans.reading import decode_fields, decode_rows, decode_stored, stored_fields
+from convstore.plans.reading import (
+    decode_fields,
+    decode_reference,
+    decode_rows,
+    decode_stored,
+    reference_fields,
+    stored_fields,
+)
 from convstore.plans.results import HistoryPage, Records, StoredMessage
 from convstore.plans.steps import Call, Plan, Run
 from convstore.plans.values import as_text, ms_bound
@@ -49,11 +56,20 @@ def decode_row(config: StoreConfig, key: str, row: Sequence[Any]) -> dict[str, A
 
 
 def decode_all(
-    config: StoreConfig, key: str, rows: Sequence[Sequence[Any]], *, newest_first: bool = False
+    config: StoreConfig,
+    key: str,
+    rows: Sequence[Sequence[Any]],
+    *,
+    newest_first: bool = False,
+    reference: bool = False,
 ) -> list[dict[str, Any]]:
     """:func:`decode_row` of every row, oldest first (``newest_first``: the rows came newest
-    first), in the one-pass loop the history reads use; a damaged row raises, located."""
-    return _decoded(decode_rows, decode_fields, config, key, rows, Skips("raise", ""), newest_first)
+    first), in the one-pass loop the history reads use; a damaged row raises, located.
+    ``reference``: in the shapes the reference ContextEngine returns (``plans/reference.py``)."""
+    skips = Skips("raise", "")
+    if reference:
+        return _decoded(decode_reference, reference_fields, config, key, rows, skips, newest_first)
+    return _decoded(decode_rows, decode_fields, config, key, rows, skips, newest_first)
 
 
 def _located(

@@ -28,7 +28,7 @@ from convstore.adapters.contextengine.base import (
 from convstore.adapters.contextengine.compression import CompressionConfig
 from convstore.adapters.contextengine.engine import ContextEngineStore
 from convstore.adapters.contextengine.permanent import PermanentBackend
-from convstore.adapters.contextengine.shapes import naive_iso
+from convstore.plans.reference import naive_iso
 
 __all__ = [
     "DEFAULT_CHECKPOINT_TTL",

@@ -8,11 +8,12 @@ from typing import Any
 
 from convstore import codec
 from convstore.adapters.contextengine.sessions import SessionMethods
-from convstore.adapters.contextengine.shapes import naive_iso, sanitize, to_json
+from convstore.adapters.contextengine.shapes import sanitize
 from convstore.errors import CodecError, ValidationError
 from convstore.models import to_utc, utc_now
 from convstore.plans import as_text
 from convstore.plans import contextengine as cep
+from convstore.plans.reference import naive_iso, to_json
 from convstore.validation import non_empty_str, non_negative_int, str_dict
 
 __all__ = ["CheckpointMethods"]

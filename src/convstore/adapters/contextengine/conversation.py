@@ -7,30 +7,14 @@ from typing import Any
 
 from convstore import codec, plans
 from convstore.adapters.contextengine.compression import CompressionMethods
-from convstore.adapters.contextengine.shapes import json_in, naive_iso, to_json
+from convstore.adapters.contextengine.shapes import json_in
 from convstore.errors import SessionNotFound, ValidationError
 from convstore.models import AgentCommunicationMessage, utc_now
 from convstore.plans import contextengine as cep
+from convstore.plans.reference import reference_entry
 from convstore.validation import non_empty_str, non_negative_int, str_dict
 
-__all__ = ["ConversationMethods", "entry_out"]
-
-
-def entry_out(entry: dict[str, Any]) -> dict[str, Any]:
-    """A stored entry as the reference returns it: naive UTC ISO timestamp, JSON values.
-
-    The store's timestamps are UTC ISO text: the naive form is the same text without its
-    ``+00:00`` (exactly what ``naive_iso`` makes of it, without parsing it back).
-    """
-    stamp = entry["timestamp"]
-    return {
-        "role": entry["role"],
-        "content": entry["content"],
-        "timestamp": (
-            stamp[:-6] if stamp.endswith("+00:00") else naive_iso(datetime.fromisoformat(stamp))
-        ),
-        "metadata": to_json(entry["metadata"]),
-    }
+__all__ = ["ConversationMethods"]
 
 
 def _limit(value: object) -> int:
@@ -93,12 +77,12 @@ class ConversationMethods(CompressionMethods):
                 entries = await self.store.messages.history(session_id, n or None)
             except SessionNotFound:
                 return []
-            return [entry_out(e) for e in entries]
-        found = await self._run(cep.view(self.config, session_id, n))
-        out = list(found.entries)
+            return [reference_entry(e) for e in entries]
+        found = await self._run(cep.view(self.config, session_id, n, reference=True))
+        out: list[dict[str, Any]] = list(found.entries)  # a plain list, as the reference's
         if found.summary is not None and (n == 0 or len(out) < n):
             out.insert(0, found.summary)
-        return [entry_out(e) for e in out]
+        return out
 
     async def add_agent_communication_message(
         self,
@@ -163,7 +147,7 @@ class ConversationMethods(CompressionMethods):
                 break
             cursor = page.cursor
         found.reverse()
-        return [entry_out(e) for e in found]
+        return [reference_entry(e) for e in found]
 
     async def get_compressed_context(
         self, session_id: str, format: str = "messages", compress_first: bool = False

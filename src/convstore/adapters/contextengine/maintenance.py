@@ -7,10 +7,10 @@ from typing import Any
 
 from convstore import plans
 from convstore.adapters.contextengine.checkpoints import CheckpointMethods
-from convstore.adapters.contextengine.shapes import naive_iso
 from convstore.models import ConversationSession, utc_now
 from convstore.plans import AppendResult, as_text, epoch_micros, from_epoch_micros
 from convstore.plans import contextengine as cep
+from convstore.plans.reference import naive_iso
 from convstore.validation import non_negative_number
 
 __all__ = ["MaintenanceMethods"]

@@ -8,12 +8,13 @@ from typing import Any
 
 from convstore import codec
 from convstore.adapters.contextengine.base import ENGINE_ID, EngineBase
-from convstore.adapters.contextengine.shapes import naive_iso, sanitize
+from convstore.adapters.contextengine.shapes import sanitize
 from convstore.errors import SessionNotFound, ValidationError
 from convstore.migration import migrate_participant_dict
 from convstore.models import ConversationParticipant, ConversationSession, to_utc, utc_now
 from convstore.plans import contextengine as cep
 from convstore.plans import epoch_micros
+from convstore.plans.reference import naive_iso
 from convstore.validation import non_empty_str, non_negative_int, non_negative_number, str_dict
 
 __all__ = ["SessionMethods", "metrics_fields", "participant_from_dict"]

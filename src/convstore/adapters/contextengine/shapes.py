@@ -6,25 +6,18 @@ naive), tuples are lists. On the way in it turns dataclasses into dicts and sets
 (``_sanitize_dataclasses``) for checkpoints and task contexts. The adapter stores what that
 JSON would hold, so what it returns is exactly the reference's and aiecs code that
 ``json.dumps`` what it read keeps working. Bytes, which JSON cannot hold, are stored as
-bytes and come back as base64 text (documented in README).
+bytes and come back as base64 text (documented in README). The way out (naive ISO text,
+JSON values), which the history reads make in their own loop, is ``plans/reference.py``.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from collections.abc import Mapping
-from datetime import date, datetime, time
+from datetime import datetime
 from typing import Any
 
-from convstore.models import to_utc
-
-__all__ = ["json_in", "naive_iso", "sanitize", "to_json"]
-
-
-def naive_iso(moment: datetime) -> str:
-    """ISO text of ``moment`` in UTC without an offset, as ContextEngine stores timestamps."""
-    return to_utc(moment).replace(tzinfo=None).isoformat()
+__all__ = ["json_in", "sanitize"]
 
 
 def json_in(value: Any) -> Any:
@@ -50,30 +43,3 @@ def sanitize(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [sanitize(v) for v in value]
     return json_in(value)
-
-
-#: Values that come out of the reference's JSON round trip as they went in.
-_JSON_SCALARS = frozenset((str, int, float, bool, type(None)))
-
-
-def to_json(value: Any) -> Any:
-    """``value`` as the reference returns it after its JSON round trip."""
-    kind = type(value)
-    if kind in _JSON_SCALARS:
-        return value
-    if kind is dict:  # the common case, without the ABC checks below (every message read)
-        return {
-            k if type(k) is str else str(k): v if type(v) in _JSON_SCALARS else to_json(v)
-            for k, v in value.items()
-        }
-    if kind is list:
-        return [v if type(v) in _JSON_SCALARS else to_json(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json(v) for v in value]
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    return value

@@ -212,6 +212,36 @@ async def test_history_shape_and_order(ce: ContextEngineStore) -> None:
     assert history[0]["role"] == "user"
 
 
+async def test_every_history_read_is_the_reference_shape_of_the_stored_history(
+    ce: ContextEngineStore, astore: AsyncConversationStore
+) -> None:
+    """The view (made in the read loop) and ``include_compacted`` return exactly
+    ``reference_entry`` of the store's own history, as plain lists that survive a JSON
+    round trip: metadata the adapter wrote, and metadata only the store can hold
+    (datetimes, bytes, a -1, which the loop must walk)."""
+    import json
+
+    from convstore.plans.reference import reference_entry
+
+    await ce.create_session("s1", "u1")
+    await ce.add_conversation_message("s1", "user", "plain", {"k": [1, {"x": None}], "f": 0.5})
+    at = datetime(2025, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
+    extra = {"at": at, "deep": [{"at": at}], "blob": b"\x01\xff", "n": -1}
+    await astore.messages.append("s1", {"role": "tool", "content": "żółć", "metadata": extra})
+    await ce.add_conversation_message("s1", "assistant", "x" * 255)
+    expected = [reference_entry(e) for e in await astore.messages.history("s1")]
+    assert expected[1]["metadata"]["at"] == at.isoformat()
+    assert expected[1]["metadata"]["blob"] == "Af8="
+    for got in (
+        await ce.get_conversation_history("s1", 0),
+        await ce.get_conversation_history("s1", 0, include_compacted=True),
+    ):
+        assert type(got) is list and got == expected
+        assert json.loads(json.dumps(got)) == got
+    assert await ce.get_conversation_history("s1", 2) == expected[1:]
+    assert await ce.get_conversation_history("s1", 2, include_compacted=True) == expected[1:]
+
+
 async def test_limit_returns_the_newest(ce: ContextEngineStore) -> None:
     """Reference defect 1: limit=N returned the N oldest messages."""
     await ce.create_session("s1", "u1")

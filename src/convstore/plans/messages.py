@@ -41,6 +41,7 @@ __all__ = [
     "history",
     "page",
     "read_messages",
+    "reference_history",
 ]
 
 T = TypeVar("T")
@@ -147,6 +148,17 @@ def read_messages(
     skips = Skips(on_error, "read")
     rows, newest_first = yield from _history_rows(config, key, limit, since, until)
     return _decoded(decode_stored, stored_fields, config, key, rows, skips, newest_first)
+
+
+def reference_history(
+    config: StoreConfig, key: str, limit: int | None
+) -> Plan[Records[dict[str, Any]]]:
+    """:func:`history` in the shapes the reference ContextEngine returns
+    (``plans/reference.py``), made in the read loop: the ContextEngine adapter's read of
+    every stored message (``include_compacted``)."""
+    skips = Skips("raise", "history")
+    rows, newest_first = yield from _history_rows(config, key, limit, None, None)
+    return _decoded(decode_reference, reference_fields, config, key, rows, skips, newest_first)
 
 
 def _history_rows(

@@ -11,6 +11,7 @@ from convstore.adapters.contextengine.shapes import json_in
 from convstore.errors import SessionNotFound, ValidationError
 from convstore.models import AgentCommunicationMessage, utc_now
 from convstore.plans import contextengine as cep
+from convstore.plans import messages as pm
 from convstore.plans.reference import reference_entry
 from convstore.validation import non_empty_str, non_negative_int, str_dict
 
@@ -74,10 +75,10 @@ class ConversationMethods(CompressionMethods):
         n = _limit(limit)
         if include_compacted:
             try:
-                entries = await self.store.messages.history(session_id, n or None)
+                every = await self._run(pm.reference_history(self.config, session_id, n or None))
             except SessionNotFound:
                 return []
-            return [reference_entry(e) for e in entries]
+            return list(every)  # a plain list, as the reference's
         found = await self._run(cep.view(self.config, session_id, n, reference=True))
         out: list[dict[str, Any]] = list(found.entries)  # a plain list, as the reference's
         if found.summary is not None and (n == 0 or len(out) < n):

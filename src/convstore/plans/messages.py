@@ -46,6 +46,13 @@ __all__ = [
 
 T = TypeVar("T")
 
+#: A read form: the one-pass decoder of a whole reply and the careful decoder of one row
+#: (``plans/reading.py``), which names the damage when the first one fails.
+_Form = tuple[Callable[..., Records[T]], Callable[[Sequence[Any], int], T]]
+_DICTS: _Form[dict[str, Any]] = (decode_rows, decode_fields)
+_TYPED: _Form[StoredMessage] = (decode_stored, stored_fields)
+_REFERENCE: _Form[dict[str, Any]] = (decode_reference, reference_fields)
+
 
 def decode_row(config: StoreConfig, key: str, row: Sequence[Any]) -> dict[str, Any]:
     """A stream row (id, fields), either stored layout (see ``plans/layout.py``), as a
@@ -67,10 +74,8 @@ def decode_all(
     """:func:`decode_row` of every row, oldest first (``newest_first``: the rows came newest
     first), in the one-pass loop the history reads use; a damaged row raises, located.
     ``reference``: in the shapes the reference ContextEngine returns (``plans/reference.py``)."""
-    skips = Skips("raise", "")
-    if reference:
-        return _decoded(decode_reference, reference_fields, config, key, rows, skips, newest_first)
-    return _decoded(decode_rows, decode_fields, config, key, rows, skips, newest_first)
+    form = _REFERENCE if reference else _DICTS
+    return _decoded(form, config, key, rows, Skips("raise", ""), newest_first)
 
 
 def _located(
@@ -90,16 +95,16 @@ def _entry_id(row: Sequence[Any]) -> str | None:
 
 
 def _decoded(
-    all_rows: Callable[..., Records[T]],
-    one_row: Callable[[Sequence[Any], int], T],
+    form: _Form[T],
     config: StoreConfig,
     key: str,
     rows: Sequence[Sequence[Any]],
     skips: Skips,
     newest_first: bool,
 ) -> Records[T]:
-    """``all_rows`` of the reply in one pass while every row decodes; on damage, ``one_row``
-    row by row, which raises (or skips) what it was, located."""
+    """The reply in ``form``: in one pass while every row decodes; on damage, row by row
+    with the careful decoder, which raises (or skips) what it was, located."""
+    all_rows, one_row = form
     try:
         return all_rows(rows, config.limits.max_record_bytes, newest_first=newest_first)
     except Exception:  # noqa: BLE001 - the loop below raises (or skips) what it was, located
@@ -132,8 +137,7 @@ def history(
     on_error: OnError = "raise",
 ) -> Plan[Records[dict[str, Any]]]:
     skips = Skips(on_error, "history")
-    rows, newest_first = yield from _history_rows(config, key, limit, since, until)
-    return _decoded(decode_rows, decode_fields, config, key, rows, skips, newest_first)
+    return (yield from _history(config, key, limit, since, until, skips, _DICTS))
 
 
 def read_messages(
@@ -146,8 +150,7 @@ def read_messages(
 ) -> Plan[Records[StoredMessage]]:
     """:func:`history` as :class:`StoredMessage` values (no ISO text, no id text made)."""
     skips = Skips(on_error, "read")
-    rows, newest_first = yield from _history_rows(config, key, limit, since, until)
-    return _decoded(decode_stored, stored_fields, config, key, rows, skips, newest_first)
+    return (yield from _history(config, key, limit, since, until, skips, _TYPED))
 
 
 def reference_history(
@@ -157,26 +160,28 @@ def reference_history(
     (``plans/reference.py``), made in the read loop: the ContextEngine adapter's read of
     every stored message (``include_compacted``)."""
     skips = Skips("raise", "history")
-    rows, newest_first = yield from _history_rows(config, key, limit, None, None)
-    return _decoded(decode_reference, reference_fields, config, key, rows, skips, newest_first)
+    return (yield from _history(config, key, limit, None, None, skips, _REFERENCE))
 
 
-def _history_rows(
+def _history(
     config: StoreConfig,
     key: str,
     limit: int | None,
     since: datetime | str | None,
     until: datetime | str | None,
-) -> Plan[tuple[list[Any], bool]]:
-    """The rows of all of the history between ``since`` and ``until`` (XRANGE), or of its
-    newest ``limit`` (XREVRANGE, so newest first: the bool says so)."""
+    skips: Skips,
+    form: _Form[T],
+) -> Plan[Records[T]]:
+    """All of the history between ``since`` and ``until`` (XRANGE), or its newest ``limit``
+    (XREVRANGE, walked backwards), oldest first, in ``form``."""
     limit = limit_or_all(limit)
     stream = config.keyspace.session(key).messages
     start, end = ms_bound(since, "-", "since"), ms_bound(until, "+", "until")
     if limit is None:
-        return (yield from _read(config, key, ("XRANGE", stream, start, end))), False
+        rows = yield from _read(config, key, ("XRANGE", stream, start, end))
+        return _decoded(form, config, key, rows, skips, False)
     rows = yield from _read(config, key, ("XREVRANGE", stream, end, start, "COUNT", limit))
-    return rows, True
+    return _decoded(form, config, key, rows, skips, True)
 
 
 def page(
@@ -197,7 +202,7 @@ def page(
     more = limit is not None and len(rows) > limit
     rows = rows[:limit]
     cursor = as_text(rows[-1][0]) if more else None
-    items = _decoded(decode_rows, decode_fields, config, key, rows, skips, True)
+    items = _decoded(_DICTS, config, key, rows, skips, True)
     return HistoryPage(items, cursor)
 
 

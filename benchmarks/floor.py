@@ -17,11 +17,11 @@ Seven ways to store one message, interleaved on a private pinned redis-server
   hash, looks the id up, XADDs, records the id and updates the counters. No damage
   checks, no retention, no indexes, no TTL, no compare-and-append.
 - **every guarantee, least client work**: convstore's own APPEND script, its arguments
-  built in the loop by one function that does every check and encoding the append plan
-  does for a message dict (keys, types, metadata copy, ``message_id``, codec limits,
-  tool-call fields, record size, a uuid4) and reads the reply into an ``AppendResult``,
-  with no plan, driver or operation around it: the fastest a full append can be with
-  convstore's guarantees, and so the floor under the wall goal for this design.
+  built in the loop by the append plan's own per-message preparation
+  (``plans.append.prepare_message``: every check and encoding, the record size, a uuid4)
+  and the reply read into an ``AppendResult``, with no plan generator, driver or operation
+  around it: the fastest a full append can be with convstore's guarantees, and so the
+  floor under the wall goal for this design.
 - **convstore script, arguments prebuilt**: convstore's own APPEND script and arguments,
   built by its plan before the round starts, so the round only sends them: the server's
   whole share of an append with almost nothing left on the client.
@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -64,12 +63,8 @@ from benchmarks.common import Msg, make_messages, raw_payload
 from benchmarks.server import can_pin, on_own_server, server_cpu
 from benchmarks.workloads import new_session
 from convstore import AppendResult, ConversationStore, codec, lua
-from convstore.errors import ValidationError
-from convstore.models import ENTRY_KEYS
 from convstore.plans import Run, StoreConfig, new_message_ids
-from convstore.plans.append import append_messages
-from convstore.plans.layout import tool_fields
-from convstore.plans.values import epoch_micros
+from convstore.plans.append import append_messages, prepare_message
 
 MINIMAL = r"""
 local f = redis.call('HMGET', KEYS[1], 'rev', 'n')
@@ -109,50 +104,24 @@ def minimal_arguments(message: Msg) -> tuple[float, bytes, bytes]:
     return now.timestamp(), codec.encode_message_id(new_message_ids(1)[0]), payload
 
 
-_ENTRY_KEYS = frozenset(ENTRY_KEYS)
-
-
 def least_full_append(
     client: redis.Redis, sha: str, config: StoreConfig, key: str, message: dict[str, Any]
 ) -> AppendResult:
-    """One message dict appended with every check convstore's append makes on the client
-    and its own APPEND script, in one function: the least client work a full append
-    needs (what the plan does for a dict without a timestamp or a message id, and its
-    reading of the reply), without the plan's generator, the driver or the operation."""
-    role, content, meta = message.get("role"), message.get("content"), message.get("metadata")
-    if not (
-        type(role) is str
-        and role
-        and type(content) is str
-        and message.get("timestamp") is None
-        and type(meta) is dict
-        and _ENTRY_KEYS.issuperset(message)
-    ):
-        raise ValidationError("the floor study appends plain message dicts only", field="message")
-    meta = meta.copy()
-    if meta.pop("message_id", None):
-        raise ValidationError("the floor study generates every message id", field="message_id")
-    now = datetime.now(UTC)
-    raw = bytearray(os.urandom(16))
-    raw[6], raw[8] = (raw[6] & 0x0F) | 0x40, (raw[8] & 0x3F) | 0x80  # uuid4
-    h = raw.hex()
-    message_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    limits = config.limits
-    payload = codec.pack_entry(role, content, now, meta, limits=limits)
-    tools = tool_fields(meta) if meta else ""
-    if len(payload) + 17 + len(tools) > limits.max_record_bytes:
-        raise ValidationError("record too large", field="message")
-    at = str(max(0, epoch_micros(now) // 1000))
+    """One message appended with convstore's own APPEND script and every check its append
+    makes on the client (``plans.append.prepare_message``, the plan's own per-message
+    preparation), then the reply read into an ``AppendResult``: the least client work a
+    full append needs, without the plan's generator, the driver or the operation."""
+    message_id, generated, stored_id, at, payload = prepare_message(config, key, message)
     inline, ttl, max_messages, max_age = config.constants
     reply = client.execute_command(
         "EVALSHA",
         sha,
         3,
         *config.keyspace.session(key).encoded[:3],
-        f"{inline}01 {config.now()} {ttl} {max_messages} {max_age} *",
+        f"{inline}0{1 if generated else 0} {config.now()} {ttl} {max_messages} {max_age} *",
         key,
-        b"\x00" + raw,
-        f"{at}\t{tools}" if tools else at,
+        stored_id,
+        at,
         payload,
     )
     if type(reply) is not bytes:

@@ -21,7 +21,7 @@ from convstore.plans.steps import Plan, Run
 from convstore.plans.values import as_text, epoch_micros
 from convstore.validation import stream_id_arg, within_limit
 
-__all__ = ["STALE", "append_messages", "new_message_ids"]
+__all__ = ["STALE", "append_messages", "new_message_ids", "prepare_message"]
 
 _ENTRY_KEYS = frozenset(ENTRY_KEYS)
 
@@ -88,15 +88,18 @@ def _from_dict(message: Mapping[str, Any]) -> tuple[str, str, datetime, dict[str
     return role, content, timestamp, dict(raw_meta)
 
 
-def _prepare(
+def prepare_message(
     config: StoreConfig,
     key: str,
     message: AgentCommunicationMessage | Mapping[str, Any],
-    fresh: tuple[str, bytes] | None,
+    *,
+    fresh: tuple[str, bytes] | None = None,
 ) -> tuple[str, bool, bytes, str, bytes]:
     """(message_id, whether it was generated here, then APPEND's three arguments: stored
     id, "<timestamp ms>[\t<tool fields>]", payload) for one message; raises before
     anything is sent. ``fresh``: the id to give a message without one (None: a new one).
+    Every check the client makes on a message is here (``benchmarks.floor`` measures it
+    alone, without the plan around it).
     """
     if type(message) is dict or (
         isinstance(message, Mapping) and not isinstance(message, AgentCommunicationMessage)
@@ -140,14 +143,14 @@ def _prepare_all(
     """Every message checked and encoded, and the batch within its limits, before a send."""
     limits = config.limits
     if len(batch) == 1:  # the common case, without the batch bookkeeping
-        return [_prepare(config, key, batch[0], None)]
+        return [prepare_message(config, key, batch[0])]
     within_limit(
         len(batch), limits.max_batch_messages, "messages", "max_batch_messages", unit="messages"
     )
     prepared, total = [], 0
     for index, (message, fresh) in enumerate(zip(batch, _fresh_ids(len(batch)), strict=True)):
         try:
-            item = _prepare(config, key, message, fresh)
+            item = prepare_message(config, key, message, fresh=fresh)
         except ValidationError as exc:
             raise ValidationError(f"messages[{index}]: {exc}", field=exc.field) from exc
         total += len(item[2]) + len(item[4])
